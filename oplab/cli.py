@@ -1,0 +1,169 @@
+"""The flags shared by run_all.py and every study's __main__.
+
+Bad input is one line on stderr naming the valid choices, exit status 2, and
+nothing written. Ctrl-C stops the run; every finished trial is already on
+disk, and rerunning the same command continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+from types import ModuleType
+
+from oplab import report, runner
+from oplab.train import Runtime
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not argparse's usage block
+        raise UsageError(message)
+
+
+def parse_seeds(text: str) -> list[int] | int:
+    """'5' -> 5 seeds (0..4); '10,11,12' -> those seeds; '10-14' -> 10..14."""
+    try:
+        if "," in text:
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+        elif "-" in text.strip("-"):
+            lo, hi = text.split("-")
+            seeds = list(range(int(lo), int(hi) + 1))
+        else:
+            n = int(text)
+            if n < 1:
+                raise ValueError
+            return n
+    except ValueError:
+        raise UsageError(f"argument --seeds: {text!r} is not a count (e.g. 5), a list (e.g. 10,11,12) "
+                         "or a range (e.g. 10-14)") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise UsageError(f"argument --seeds: {text!r} must name distinct non-negative seeds")
+    return seeds
+
+
+def build_parser(prog: str, study_names: list[str]) -> argparse.ArgumentParser:
+    p = _Parser(prog=prog, description="Run oplab studies: train their trials (skipping stored ones), "
+                "then write tables, figures, verdicts and the results/README.md scorecard.")
+    p.add_argument("--budget", default="quick", choices=runner.BUDGETS,
+                   help="smoke: seconds, for tests; quick (default): embedded data on a laptop CPU; "
+                        "full: the papers' scale, for a GPU or a cluster")
+    p.add_argument("--only", default=None, metavar="NAMES",
+                   help=f"comma-separated studies to run (default: all): {', '.join(study_names)}")
+    p.add_argument("--seeds", default=None, type=str, metavar="N|LIST",
+                   help="seeds per arm: a count N (seeds 0..N-1), a list 10,11,12, or a range 10-14 "
+                        "(default: each study's own count for the budget)")
+    p.add_argument("--jobs", default=runner.default_jobs(), type=int, metavar="N",
+                   help="local worker processes, one torch thread each (default: cores = %(default)s)")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="auto: cuda if available, else cpu")
+    p.add_argument("--results", default="results", metavar="DIR", help="where records and reports go")
+    p.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="where standard datasets live (default: ~/.cache/oplab)")
+    p.add_argument("--download", action="store_true", help="download missing standard datasets")
+    p.add_argument("--report-only", action="store_true",
+                   help="rebuild tables, figures and verdicts from stored records; train nothing")
+    p.add_argument("--executor", default="local", choices=runner.EXECUTORS,
+                   help="local processes, or a Dask cluster (needs oplab[cluster])")
+    p.add_argument("--scheduler", default=None, metavar="ADDR",
+                   help="Dask scheduler address, e.g. tcp://HOST:8786 (with --executor dask)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--list", action="store_true", help="list the studies and their claims, then exit")
+    return p
+
+
+def _resolve(args, studies: dict[str, ModuleType]) -> tuple[list[ModuleType], list[int] | int, str]:
+    if args.only:
+        names = [n.strip() for n in args.only.split(",") if n.strip()]
+        bad = [n for n in names if n not in studies]
+        if bad or not names:
+            raise UsageError(f"argument --only: unknown study {', '.join(map(repr, bad)) or '(none)'}; "
+                             f"valid: {', '.join(studies)}")
+        selected = [studies[n] for n in names]
+    else:
+        selected = list(studies.values())
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else 0
+    if args.jobs < 1:
+        raise UsageError(f"argument --jobs: must be >= 1, got {args.jobs}")
+    device = args.device
+    if device == "auto" or device == "cuda":
+        import torch
+
+        if device == "cuda" and not torch.cuda.is_available():
+            raise UsageError("argument --device: cuda is not available here; valid: auto, cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.scheduler and args.executor != "dask":
+        raise UsageError("argument --scheduler: only with --executor dask")
+    return selected, seeds, device
+
+
+def main(all_studies: list[ModuleType], argv: list[str] | None = None, prog: str | None = None) -> int:
+    studies = {s.NAME: s for s in all_studies}
+    prog = prog or (Path(sys.argv[0]).name if len(all_studies) > 1 else f"python -m studies.{all_studies[0].NAME}")
+    parser = build_parser(prog, list(studies))
+    try:
+        args = parser.parse_args(argv)
+        selected, seeds_arg, device = _resolve(args, studies)
+        if args.list:
+            for s in selected:
+                print(f"{s.NAME:22s} {s.CLAIM}")
+            return 0
+        plan = []
+        for s in selected:
+            seeds = (list(range(seeds_arg)) if isinstance(seeds_arg, int) and seeds_arg
+                     else seeds_arg or runner.default_seeds(s, args.budget))
+            specs = runner.expand(s, args.budget, seeds)
+            plan.append((s, seeds, specs))
+        if not args.report_only:
+            from oplab import data
+
+            for name in sorted({sp.trial.data.name for _, _, specs in plan for sp in specs}):
+                try:
+                    data.check_available(name, args.data_dir, args.download)
+                except data.DataMissingError as err:
+                    raise UsageError(str(err)) from None
+    except UsageError as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 2
+
+    results = Path(args.results)
+    runtime = Runtime(device=device, data_dir=args.data_dir, download=args.download)
+    all_specs = [sp for _, _, specs in plan for sp in specs]
+    t0 = time.perf_counter()
+    try:
+        if args.report_only:
+            recs = {}
+            for sp in all_specs:
+                rec = runner.Store(results, sp.study).load(sp.key)
+                if rec is not None:
+                    recs[sp.key] = rec
+            if not recs:
+                print(f"{parser.prog}: error: no stored records under {results} for this budget and these "
+                      "seeds; run without --report-only first", file=sys.stderr)
+                return 2
+        else:
+            recs = runner.run(all_specs, results, runtime, jobs=args.jobs, executor=args.executor,
+                              scheduler=args.scheduler, progress=not args.no_progress,
+                              desc=f"{args.budget}: {', '.join(s.NAME for s in selected)}")
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished trials are kept in {results}/<study>/trials; "
+              "rerun the same command to continue", file=sys.stderr)
+        return 130
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # seaborn/matplotlib chatter about layouts
+        for s, seeds, specs in plan:
+            if not any(sp.key in recs for sp in specs):
+                continue
+            v = report.write_study(s, specs, recs, results, args.budget, seeds)
+            print(f"{s.NAME:22s} {v['word']}  ->  {results / s.NAME / 'README.md'}")
+        index = report.write_index(results)
+    print(f"report: {index}  ({time.perf_counter() - t0:.0f} s)")
+    return 0

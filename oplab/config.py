@@ -1,0 +1,205 @@
+"""Frozen, typed configuration of one trial, and its stable hash.
+
+A trial is a function of its config and seed. Every field has a type that is
+checked on construction; an unknown or mistyped field is an error, never
+ignored. Builder-specific options (a dataset's sequence length, an
+initializer's gain) go in `options`, which the builder checks against its own
+signature.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+Options = tuple  # sorted ((key, value), ...) pairs; built from a dict
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise TypeError(f"option value {value!r} is not a JSON scalar, list or dict")
+
+
+class _Checked:
+    """Type-checks fields after construction; freezes `options` dicts."""
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            want = hints[f.name]
+            if f.name == "options":
+                if isinstance(value, dict):
+                    object.__setattr__(self, "options", _freeze(value))
+                elif not isinstance(value, tuple):
+                    raise TypeError(f"{type(self).__name__}.options must be a dict, got {value!r}")
+                continue
+            if want is float and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, f.name, float(value))
+                continue
+            if typing.get_origin(want) is tuple:
+                if isinstance(value, list):
+                    value = tuple(value)
+                    object.__setattr__(self, f.name, value)
+                if not isinstance(value, tuple) or not all(isinstance(v, str) for v in value):
+                    raise TypeError(f"{type(self).__name__}.{f.name} must be a tuple of str, got {value!r}")
+                continue
+            ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
+            if not ok:
+                raise TypeError(
+                    f"{type(self).__name__}.{f.name} must be {getattr(want, '__name__', want)}, got {value!r}"
+                )
+
+    @property
+    def opts(self) -> dict[str, Any]:
+        """`options` as a plain dict of keyword arguments."""
+        return {k: _thaw(v) for k, v in getattr(self, "options", ())}
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class DataConfig(_Checked):
+    name: str = "mnist5k"
+    n_train: int = 0  # examples kept from the train split; 0 = all
+    n_test: int = 0  # examples kept from the test split; 0 = all
+    options: Options = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class ModelConfig(_Checked):
+    name: str = "mlp"
+    depth: int = 3  # hidden layers (MLP) or conv blocks (convnet) or stacked RNN layers
+    width: int = 100  # units per hidden layer, base channels, or RNN hidden size
+    activation: str = "relu"
+    options: Options = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class InitConfig(_Checked):
+    name: str = "default"  # see oplab.init.INITS
+    options: Options = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class NormConfig(_Checked):
+    name: str = "none"  # none | batch | weight | weight_meanbn
+    data_init: bool = True  # weight norm: Salimans & Kingma's data-dependent init of g and b
+
+
+@dataclass(frozen=True)
+class OptimConfig(_Checked):
+    name: str = "sgd"  # see oplab.optim.OPTIMIZERS
+    lr: float = 0.01  # per step; losses are means over the minibatch
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    schedule: str = "constant"  # see oplab.optim.SCHEDULES
+    clip: str = "none"  # none | norm | value
+    clip_threshold: float = 1.0  # max gradient norm (norm) or max |component| (value)
+    ema_decay: float = 0.0  # Polyak/EMA average of the iterates; 0 = off
+    options: Options = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Trial(_Checked):
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    init: InitConfig = field(default_factory=InitConfig)
+    norm: NormConfig = field(default_factory=NormConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    epochs: int = 10  # passes over the train split (ignored when steps > 0)
+    steps: int = 0  # parameter updates; > 0 overrides epochs
+    batch_size: int = 100  # examples per update
+    eval_every: int = 0  # updates between evaluations; 0 = once an epoch
+    log_every: int = 1  # updates between logged gradient norms / batch losses
+    monitors: tuple[str, ...] = ()  # names in oplab.monitors.MONITORS
+    monitor_every: int = 0  # updates between monitor calls; 0 = at each evaluation
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("batch_size", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"Trial.{name} must be >= 1, got {getattr(self, name)}")
+        if self.epochs < 1 and self.steps < 1:
+            raise ValueError("a Trial needs epochs >= 1 or steps >= 1")
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a config (options as plain dicts)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            out[f.name] = to_dict(value)
+        elif f.name == "options":
+            out[f.name] = cfg.opts
+        elif isinstance(value, tuple):
+            out[f.name] = list(value)
+        else:
+            out[f.name] = value
+    return out
+
+
+def from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Build a config from a dict, refusing unknown keys."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(
+            f"{cls.__name__} has no field {', '.join(map(repr, unknown))}; valid: {', '.join(fields)}"
+        )
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        sub = hints[key]
+        if dataclasses.is_dataclass(sub) and isinstance(value, dict):
+            value = from_dict(sub, value)
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def override(cfg: Any, changes: dict[str, Any]) -> Any:
+    """A copy of `cfg` with dotted-key changes, e.g. {"optim.lr": 0.1, "model.depth": 5}."""
+    nested: dict[str, dict[str, Any]] = {}
+    direct: dict[str, Any] = {}
+    for key, value in changes.items():
+        head, _, rest = key.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            direct[key] = value
+    names = {f.name for f in dataclasses.fields(cfg)}
+    for key in list(direct) + list(nested):
+        if key not in names:
+            raise ValueError(f"{type(cfg).__name__} has no field {key!r}; valid: {', '.join(sorted(names))}")
+    for head, sub in nested.items():
+        direct[head] = override(getattr(cfg, head), sub)
+    if "options" in direct and isinstance(direct["options"], dict):
+        direct["options"] = {**cfg.opts, **direct["options"]}
+    return dataclasses.replace(cfg, **direct)
+
+
+def stable_hash(obj: Any, n: int = 16) -> str:
+    """A hex digest of a JSON-serializable object that does not depend on key order."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:n]
+
+
+def trial_key(trial: Trial, seed: int, budget: str, study: str, version: int) -> str:
+    """The store key of a trial: its full config, seed, budget and the study's VERSION."""
+    return stable_hash(
+        {"trial": to_dict(trial), "seed": seed, "budget": budget, "study": study, "version": version}
+    )

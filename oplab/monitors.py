@@ -1,0 +1,106 @@
+"""Monitors: functions of (model, batch, loss function) returning dicts of scalars.
+
+Curvature monitors use Hessian-vector products by double backward, so g^T H g
+and the top Hessian eigenvalue cost a few gradient evaluations, never the
+Hessian itself. Monitors leave the model's parameters and buffers unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from oplab.models import forward_inputs, weight_layers
+from oplab.registry import Registry
+
+MONITORS = Registry("monitor")
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _params(model: nn.Module) -> list[torch.Tensor]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def loss_and_grad(model: nn.Module, loss_fn: LossFn, x, y, create_graph: bool = False):
+    params = _params(model)
+    loss = loss_fn(model(x), y)
+    grads = torch.autograd.grad(loss, params, create_graph=create_graph)
+    return loss, grads
+
+
+def hvp(model: nn.Module, loss_fn: LossFn, x, y, v: list[torch.Tensor]) -> list[torch.Tensor]:
+    """H v for the loss on (x, y), by double backward."""
+    params = _params(model)
+    _, grads = loss_and_grad(model, loss_fn, x, y, create_graph=True)
+    dot = sum((g * vi).sum() for g, vi in zip(grads, v))
+    return list(torch.autograd.grad(dot, params))
+
+
+def _dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
+    return sum((ai * bi).sum() for ai, bi in zip(a, b))
+
+
+@MONITORS.register("curvature")
+def curvature(model: nn.Module, loss_fn: LossFn, x, y, *, eps: float = 0.01) -> dict[str, float]:
+    """g^T g, g^T H g, and the predicted vs measured loss change of a step -eps g.
+
+    Taylor: L(theta - eps g) - L(theta) ~ 1/2 eps^2 g^T H g - eps g^T g (the notes
+    drop the 1/2; the measured change decides)."""
+    loss, grads = loss_and_grad(model, loss_fn, x, y)
+    grads = [g.detach() for g in grads]
+    hg = hvp(model, loss_fn, x, y, grads)
+    gg, ghg = float(_dot(grads, grads)), float(_dot(grads, hg))
+    params = _params(model)
+    with torch.no_grad():
+        for p, g in zip(params, grads):
+            p.sub_(eps * g)
+        new_loss = float(loss_fn(model(x), y))
+        for p, g in zip(params, grads):
+            p.add_(eps * g)
+    return {
+        "loss": float(loss), "gTg": gg, "gTHg": ghg, "grad_norm": gg ** 0.5,
+        "predicted_change": 0.5 * eps**2 * ghg - eps * gg, "actual_change": new_loss - float(loss),
+    }
+
+
+@MONITORS.register("top_eigenvalue")
+def top_eigenvalue(model: nn.Module, loss_fn: LossFn, x, y, *, iters: int = 20) -> dict[str, float]:
+    """Largest-magnitude Hessian eigenvalue by power iteration on Hessian-vector products."""
+    params = _params(model)
+    gen = torch.Generator(device=params[0].device).manual_seed(0)
+    v = [torch.randn(p.shape, generator=gen, device=p.device) for p in params]
+    eig = 0.0
+    for _ in range(iters):
+        norm = float(_dot(v, v)) ** 0.5
+        v = [vi / norm for vi in v]
+        hv = hvp(model, loss_fn, x, y, v)
+        eig = float(_dot(v, hv))
+        v = [h.detach() for h in hv]
+    return {"top_eigenvalue": eig}
+
+
+@MONITORS.register("activations")
+def activations(model: nn.Module, loss_fn: LossFn, x, y) -> dict[str, float]:
+    """Mean and std of each weight layer's output (pre-activation) on the batch."""
+    with torch.no_grad():
+        outs = forward_inputs(model, x, weight_layers(model))
+    stats = {}
+    for i, o in enumerate(outs):
+        stats[f"layer{i}_mean"] = float(o.mean())
+        stats[f"layer{i}_std"] = float(o.std())
+    return stats
+
+
+def run(names: tuple[str, ...], model: nn.Module, loss_fn: LossFn, x, y) -> dict[str, float]:
+    """All named monitors on one batch, with the model in eval mode and its state restored."""
+    was_training = model.training
+    model.eval()
+    out: dict[str, float] = {}
+    try:
+        for name in names:
+            out.update(MONITORS.build(name, model, loss_fn, x, y))
+    finally:
+        model.train(was_training)
+    return out

@@ -1,0 +1,86 @@
+"""Optimizers by name, learning-rate schedules, gradient clipping, iterate averaging."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from oplab.config import OptimConfig
+from oplab.registry import Registry
+
+OPTIMIZERS = Registry("optimizer")
+SCHEDULES = Registry("schedule")
+CLIPS = ("none", "norm", "value")
+
+
+@OPTIMIZERS.register("sgd")
+def sgd(params: Iterable, *, lr, momentum, weight_decay, nesterov: bool = False) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+
+
+@OPTIMIZERS.register("adam")
+def adam(params: Iterable, *, lr, momentum, weight_decay, beta2: float = 0.999,
+         eps: float = 1e-8) -> torch.optim.Optimizer:
+    # `momentum` is Adam's beta1 (0 in the config means the usual 0.9)
+    return torch.optim.Adam(params, lr=lr, betas=(momentum or 0.9, beta2), eps=eps, weight_decay=weight_decay)
+
+
+@SCHEDULES.register("constant")
+def constant(total_steps: int) -> Callable[[int], float]:
+    return lambda step: 1.0
+
+
+@SCHEDULES.register("linear_decay")
+def linear_decay(total_steps: int, *, start: float = 0.5) -> Callable[[int], float]:
+    """Constant, then linear decay to 0 over the last (1 - start) of training
+    (Salimans & Kingma's CIFAR schedule uses start = 0.5)."""
+    begin = int(start * total_steps)
+    return lambda step: 1.0 if step < begin else max(0.0, (total_steps - step) / max(1, total_steps - begin))
+
+
+@SCHEDULES.register("cosine")
+def cosine(total_steps: int) -> Callable[[int], float]:
+    return lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
+
+
+@SCHEDULES.register("step")
+def step_decay(total_steps: int, *, every: float = 0.33, factor: float = 0.1) -> Callable[[int], float]:
+    """Multiply by `factor` after every `every` fraction of training."""
+    period = max(1, int(every * total_steps))
+    return lambda step: factor ** (step // period)
+
+
+def build(params: Iterable, cfg: OptimConfig, total_steps: int):
+    """(optimizer, scheduler) of a trial config; the scheduler steps once per update."""
+    if cfg.clip not in CLIPS:
+        raise ValueError(f"clip {cfg.clip!r} is not valid; valid: {', '.join(CLIPS)}")
+    # options prefixed `schedule_` go to the schedule, the rest to the optimizer
+    sched_opts = {k[len("schedule_"):]: v for k, v in cfg.opts.items() if k.startswith("schedule_")}
+    opt_opts = {k: v for k, v in cfg.opts.items() if not k.startswith("schedule_")}
+    opt = OPTIMIZERS.build(cfg.name, params, lr=cfg.lr, momentum=cfg.momentum,
+                           weight_decay=cfg.weight_decay, **opt_opts)
+    factor = SCHEDULES.build(cfg.schedule, total_steps, **sched_opts)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def clip_gradients(params: list[torch.Tensor], cfg: OptimConfig) -> tuple[float, bool]:
+    """Clip in place as configured; return (gradient norm before clipping, whether it clipped)."""
+    norm = float(torch.nn.utils.clip_grad_norm_(params, math.inf))  # inf: measure only
+    if cfg.clip == "norm":
+        torch.nn.utils.clip_grad_norm_(params, cfg.clip_threshold)
+        return norm, norm > cfg.clip_threshold
+    if cfg.clip == "value":
+        grads = [p.grad for p in params if p.grad is not None]
+        clipped = any(bool((g.abs() > cfg.clip_threshold).any()) for g in grads)
+        torch.nn.utils.clip_grad_value_(params, cfg.clip_threshold)
+        return norm, clipped
+    return norm, False
+
+
+def averaged(model: nn.Module, decay: float) -> AveragedModel:
+    """An exponential moving average of the iterates: theta_bar <- decay theta_bar + (1 - decay) theta."""
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)

@@ -1,0 +1,48 @@
+"""Figure helpers shared by studies: seaborn on the Agg backend, labelled axes,
+seed spread shown as bands (curves) or points (final metrics)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+sns.set_theme(style="whitegrid", context="notebook")
+BAND = ("pi", 100)  # band = min..max over seeds
+BAND_LABEL = "line: mean over seeds; band: min-max over seeds"
+
+
+def figure(ncols: int = 1, width: float = 5.5, height: float = 4.0):
+    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
+    return fig, list(axes[0])
+
+
+def curves(ax, df: pd.DataFrame, x: str, y: str, hue: str, xlabel: str, ylabel: str,
+           title: str = "", logy: bool = False, hue_order=None) -> None:
+    """Mean curve per `hue` with a min-max band over seeds."""
+    sns.lineplot(data=df, x=x, y=y, hue=hue, hue_order=hue_order, errorbar=BAND, ax=ax)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if ax.get_legend() is not None:
+        ax.legend(title=None, fontsize="small")
+
+
+def points(ax, df: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: str, title: str = "",
+           order=None) -> None:
+    """One point per seed, and the mean with a bootstrap 95% CI."""
+    sns.stripplot(data=df, x=x, y=y, order=order, ax=ax, alpha=0.6, jitter=0.15, color="0.4")
+    sns.pointplot(data=df, x=x, y=y, order=order, ax=ax, errorbar=("ci", 95), linestyle="none",
+                  color="C3", markers="D", capsize=0.15)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+
+
+def caption(fig, text: str) -> None:
+    fig.text(0.5, -0.02, text, ha="center", va="top", fontsize="small", color="0.3", wrap=True)

@@ -1,0 +1,202 @@
+"""The one training loop: train(trial, seed) -> Record.
+
+Data -> model -> normalizer -> initializer -> optimizer -> loop -> record.
+A trial's numbers depend only on its config and seed: the thread count is
+fixed per trial (Runtime.threads), and every random draw comes from the seed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from oplab import data as datalib
+from oplab import init as initlib
+from oplab import models, monitors, norms, optim
+from oplab.config import Trial, to_dict
+from oplab.records import Record, provenance
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how a trial runs; none of it changes the numbers on a given device."""
+
+    device: str = "cpu"
+    data_dir: str | None = None
+    download: bool = False
+    threads: int = 1  # torch threads per trial; fixed so that --jobs never changes results
+
+
+def loss_function(task: str):
+    return F.cross_entropy if task == "classification" else F.mse_loss
+
+
+@torch.inference_mode()
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task: str,
+             chunk: int = 1000) -> dict[str, float]:
+    """Mean loss (and accuracy for classification) over a whole split, in eval mode."""
+    was_training = model.training
+    model.eval()
+    loss_fn = loss_function(task)
+    total, correct = 0.0, 0
+    for i in range(0, len(x), chunk):
+        out = model(x[i : i + chunk])
+        total += float(loss_fn(out, y[i : i + chunk], reduction="sum"))
+        if task == "classification":
+            correct += int((out.argmax(dim=1) == y[i : i + chunk]).sum())
+    model.train(was_training)
+    n = len(x) * (1 if task == "classification" else y[0].numel())
+    result = {"loss": total / n}
+    if task == "classification":
+        result["acc"] = correct / len(x)
+    return result
+
+
+def train(trial: Trial, seed: int, runtime: Runtime = Runtime()) -> Record:
+    t_start = time.perf_counter()
+    prev_threads = torch.get_num_threads()
+    torch.set_num_threads(runtime.threads)
+    try:
+        return _train(trial, seed, runtime, t_start)
+    finally:
+        torch.set_num_threads(prev_threads)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float) -> Record:
+    device = torch.device(runtime.device)
+    torch.manual_seed(seed)
+
+    # --- data: tensors on the device; batches are seeded index slices
+    data = datalib.load(trial.data, device, runtime.data_dir, runtime.download)
+    n = len(data.x_train)
+    batch_gen = torch.Generator().manual_seed(seed)
+    batch_iter = datalib.batches(n, trial.batch_size, batch_gen)
+    steps_per_epoch = n // trial.batch_size
+    total_steps = trial.steps or trial.epochs * steps_per_epoch
+    eval_every = trial.eval_every or steps_per_epoch
+    monitor_every = trial.monitor_every or eval_every
+    loss_fn = loss_function(data.task)
+    # a fixed batch for data-dependent init and for monitors, drawn apart from the training order
+    fixed_idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 10_007))[: trial.batch_size]
+    fixed_x, fixed_y = data.x_train[fixed_idx.to(device)], data.y_train[fixed_idx.to(device)]
+
+    # --- model: architecture, then normalizer, then weights (data-dependent schemes see the batch)
+    model = models.build(trial.model, data.input_shape, data.out_dim).to(device)
+    norms.apply(model, trial.norm)
+    extra: dict = {"n_params": models.n_params(model)}
+    init_report = initlib.apply(model, trial.init, fixed_x)
+    if init_report:
+        extra["init"] = init_report
+    if trial.norm.name.startswith("weight") and trial.norm.data_init:
+        extra["data_init"] = norms.data_dependent_init(model, fixed_x)
+    model.train()
+
+    # --- optimizer
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt, sched = optim.build(params, trial.optim, total_steps)
+    ema = optim.averaged(model, trial.optim.ema_decay) if trial.optim.ema_decay > 0 else None
+
+    eval_curve: dict[str, list] = {"step": [], "epoch": [], "train_loss": [], "test_loss": []}
+    log_curve: dict[str, list] = {"step": [], "batch_loss": [], "grad_norm": []}
+    mon_curve: dict[str, list] = {"step": []}
+    if data.task == "classification":
+        eval_curve["test_acc"] = []
+    if ema is not None:
+        eval_curve["ema_test_loss"] = []
+
+    def record_eval(step: int, train_loss: float) -> None:
+        ev = evaluate(model, data.x_test, data.y_test, data.task)
+        eval_curve["step"].append(step)
+        eval_curve["epoch"].append(step / steps_per_epoch)
+        eval_curve["train_loss"].append(train_loss)
+        eval_curve["test_loss"].append(ev["loss"])
+        if "acc" in ev:
+            eval_curve["test_acc"].append(ev["acc"])
+        if ema is not None:
+            eval_curve["ema_test_loss"].append(evaluate(ema.module, data.x_test, data.y_test, data.task)["loss"])
+
+    def record_monitors(step: int) -> None:
+        if trial.monitors:
+            values = monitors.run(trial.monitors, model, loss_fn, fixed_x, fixed_y)
+            mon_curve["step"].append(step)
+            for k, v in values.items():
+                mon_curve.setdefault(k, []).append(v)
+
+    # initial point: the train loss is the full-split loss at step 0
+    t_eval = time.perf_counter()
+    record_eval(0, evaluate(model, data.x_train, data.y_train, data.task)["loss"])
+    record_monitors(0)
+    eval_s = time.perf_counter() - t_eval
+
+    # --- the loop
+    status, diverged_step, train_s, clipped = "ok", None, 0.0, 0
+    interval_loss, interval_n = 0.0, 0
+    for step in range(1, total_steps + 1):
+        idx = next(batch_iter).to(device)
+        x, y = data.x_train[idx], data.y_train[idx]
+        _sync(device)
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            status, diverged_step = "diverged", step
+            break
+        loss.backward()
+        grad_norm, was_clipped = optim.clip_gradients(params, trial.optim)
+        if not math.isfinite(grad_norm):
+            status, diverged_step = "diverged", step
+            break
+        opt.step()
+        sched.step()
+        if ema is not None:
+            ema.update_parameters(model)
+        _sync(device)
+        train_s += time.perf_counter() - t0
+        clipped += was_clipped
+        interval_loss += loss_value
+        interval_n += 1
+
+        if step % trial.log_every == 0:
+            log_curve["step"].append(step)
+            log_curve["batch_loss"].append(loss_value)
+            log_curve["grad_norm"].append(grad_norm)
+        t_eval = time.perf_counter()
+        if step % eval_every == 0 or step == total_steps:
+            # train_loss: mean minibatch loss over the updates since the last evaluation
+            record_eval(step, interval_loss / interval_n)
+            interval_loss, interval_n = 0.0, 0
+        if trial.monitors and (step % monitor_every == 0 or step == total_steps):
+            record_monitors(step)
+        eval_s += time.perf_counter() - t_eval
+
+    steps_done = (diverged_step - 1) if diverged_step else total_steps
+    final: dict = {"steps": steps_done, "clipped_steps": clipped}
+    if status == "ok":
+        final["train_loss"] = eval_curve["train_loss"][-1]
+        final["test_loss"] = eval_curve["test_loss"][-1]
+        if "test_acc" in eval_curve:
+            final["test_acc"] = eval_curve["test_acc"][-1]
+            final["test_err"] = 1.0 - final["test_acc"]
+        if ema is not None:
+            final["ema_test_loss"] = eval_curve["ema_test_loss"][-1]
+    curves = {"eval": eval_curve, "log": log_curve}
+    if trial.monitors:
+        curves["monitor"] = mon_curve
+    wall = time.perf_counter() - t_start
+    return Record(
+        config=to_dict(trial), seed=seed, status=status, diverged_step=diverged_step, curves=curves,
+        final=final, extra=extra,
+        timings={"wall_s": wall, "train_s": train_s, "eval_s": eval_s,
+                 "time_per_step_ms": 1000 * train_s / max(1, steps_done)},
+        provenance=provenance(runtime.device, runtime.threads),
+    )
