@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -82,5 +82,6 @@ def clip_gradients(params: list[torch.Tensor], cfg: OptimConfig) -> tuple[float,
 
 
 def averaged(model: nn.Module, decay: float) -> AveragedModel:
-    """An exponential moving average of the iterates: theta_bar <- decay theta_bar + (1 - decay) theta."""
+    """An exponential moving average of the iterates: theta_bar <- decay theta_bar + (1 - decay) theta,
+    starting from the first update's iterate (torch's AveragedModel); buffers are averaged too."""
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)

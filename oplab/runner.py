@@ -13,10 +13,10 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
-from typing import Iterable
 
 from tqdm import tqdm
 
@@ -48,10 +48,11 @@ def default_seeds(study: ModuleType, budget: str) -> list[int]:
 
 
 def expand(study: ModuleType, budget: str, seeds: Iterable[int]) -> list[TrialSpec]:
-    """Every (arm, seed) of a study at a budget, as trial specs."""
+    """Every (arm, seed) of a study at a budget, as trial specs, seed-major: the arms of one
+    seed run next to each other, so that per-seed timing comparisons share machine conditions."""
     arms = study.arms(budget)
     return [TrialSpec(study.NAME, arm, seed, budget, study.VERSION, trial)
-            for arm, trial in arms.items() for seed in seeds]
+            for seed in seeds for arm, trial in arms.items()]
 
 
 class Store:

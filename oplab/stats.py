@@ -3,8 +3,8 @@ differences between arms, and the Verdict a study computes from its records."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
 
 import numpy as np
 import pandas as pd

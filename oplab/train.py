@@ -8,6 +8,7 @@ fixed per trial (Runtime.threads), and every random draw comes from the seed.
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from dataclasses import dataclass
 
@@ -138,7 +139,8 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float) -> Record:
     eval_s = time.perf_counter() - t_eval
 
     # --- the loop
-    status, diverged_step, train_s, clipped = "ok", None, 0.0, 0
+    status, diverged_step, clipped = "ok", None, 0
+    step_times: list[float] = []
     interval_loss, interval_n = 0.0, 0
     for step in range(1, total_steps + 1):
         idx = next(batch_iter).to(device)
@@ -161,7 +163,7 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float) -> Record:
         if ema is not None:
             ema.update_parameters(model)
         _sync(device)
-        train_s += time.perf_counter() - t0
+        step_times.append(time.perf_counter() - t0)
         clipped += was_clipped
         interval_loss += loss_value
         interval_n += 1
@@ -193,10 +195,13 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float) -> Record:
     if trial.monitors:
         curves["monitor"] = mon_curve
     wall = time.perf_counter() - t_start
+    train_s = sum(step_times)
+    # the median step time resists bursts of load from other processes on a shared machine
+    median_ms = 1000 * statistics.median(step_times) if step_times else float("nan")
     return Record(
         config=to_dict(trial), seed=seed, status=status, diverged_step=diverged_step, curves=curves,
         final=final, extra=extra,
         timings={"wall_s": wall, "train_s": train_s, "eval_s": eval_s,
-                 "time_per_step_ms": 1000 * train_s / max(1, steps_done)},
+                 "time_per_step_ms": median_ms, "mean_step_ms": 1000 * train_s / max(1, len(step_times))},
         provenance=provenance(runtime.device, runtime.threads),
     )

@@ -1,0 +1,31 @@
+"""Shared fixtures: tiny trials that train in well under a second."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from oplab.config import DataConfig, InitConfig, ModelConfig, NormConfig, OptimConfig, Trial
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def tiny_trial(**changes) -> Trial:
+    base = Trial(
+        data=DataConfig("mnist5k", n_train=120, n_test=60),
+        model=ModelConfig("mlp", depth=2, width=16),
+        init=InitConfig("glorot"),
+        norm=NormConfig("none"),
+        optim=OptimConfig("sgd", lr=0.05, momentum=0.9),
+        epochs=2,
+        batch_size=20,
+    )
+    from oplab.config import override
+
+    return override(base, changes) if changes else base
+
+
+@pytest.fixture
+def trial() -> Trial:
+    return tiny_trial()

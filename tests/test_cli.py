@@ -1,0 +1,75 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from oplab import cli
+from studies import all_studies, get
+
+ROOT = Path(__file__).resolve().parents[1]
+WN = get("wn_vs_bn")
+
+
+@pytest.mark.parametrize("argv,expect", [
+    (["--budget", "huge"], "invalid choice: huge (choose from smoke, quick, full)"),
+    (["--only", "wn_vs_bm"], "unknown study wn_vs_bm; valid: "),
+    (["--seeds", "many"], "argument --seeds"),
+    (["--seeds", "0"], "argument --seeds"),
+    (["--seeds", "1,1"], "distinct"),
+    (["--jobs", "0"], "--jobs: must be >= 1"),
+    (["--device", "tpu"], "choose from auto, cpu, cuda"),
+    (["--executor", "slurm"], "choose from local, dask"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_bad_input_is_one_line_exit_2_nothing_written(argv, expect, tmp_path, capsys):
+    out = tmp_path / "res"
+    code = cli.main(all_studies(), argv + ["--results", str(out)], prog="run_all.py")
+    err = capsys.readouterr().err
+    assert code == 2
+    assert expect in err.replace("'", "") and err.count("\n") == 1 and err.startswith("run_all.py: error:")
+    assert not out.exists()
+
+
+def test_missing_dataset_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    code = cli.main([WN], ["--budget", "full", "--results", str(tmp_path / "r"),
+                           "--data-dir", str(tmp_path / "nodata")])
+    err = capsys.readouterr().err
+    assert code == 2 and "dataset 'cifar10' is not in" in err and "--download" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_list_and_report_only_without_records(tmp_path, capsys):
+    assert cli.main(all_studies(), ["--list"]) == 0
+    out = capsys.readouterr().out
+    assert all(s.NAME in out for s in all_studies())
+    code = cli.main([WN], ["--report-only", "--budget", "smoke", "--results", str(tmp_path)])
+    assert code == 2 and "no stored records" in capsys.readouterr().err
+
+
+def test_seed_syntax():
+    assert cli.parse_seeds("3") == 3
+    assert cli.parse_seeds("10,11,12") == [10, 11, 12]
+    assert cli.parse_seeds("10-12") == [10, 11, 12]
+
+
+def test_help_of_a_study_and_of_the_suite():
+    for cmd in ([sys.executable, "run_all.py", "--help"], [sys.executable, "-m", "studies.wn_vs_bn", "--help"]):
+        res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0 and "--budget {smoke,quick,full}" in res.stdout and "--report-only" in res.stdout
+
+
+def test_report_only_rebuilds_the_same_report(tmp_path):
+    args = ["--budget", "smoke", "--jobs", "1", "--no-progress", "--results", str(tmp_path), "--seeds", "2"]
+    assert cli.main([WN], args) == 0
+    verdict = (tmp_path / "wn_vs_bn" / "verdict.json").read_text()
+    table = (tmp_path / "wn_vs_bn" / "table.csv").read_text()
+    (tmp_path / "wn_vs_bn" / "verdict.json").unlink()
+    (tmp_path / "README.md").unlink()
+    assert cli.main([WN], args + ["--report-only"]) == 0
+    assert (tmp_path / "wn_vs_bn" / "verdict.json").read_text() == verdict
+    assert (tmp_path / "wn_vs_bn" / "table.csv").read_text() == table
+    assert "wn_vs_bn" in (tmp_path / "README.md").read_text()
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["wn_vs_bn"]["n_trials"] == 16 and manifest["wn_vs_bn"]["provenance"]["torch"]

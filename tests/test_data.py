@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+import torch
+
+from oplab import data
+from oplab.config import DataConfig
+
+
+def test_mnist5k_split_is_stratified_and_standardized():
+    d = data.load(DataConfig("mnist5k"))
+    assert d.x_train.shape == (4000, 1, 28, 28) and d.x_test.shape == (1000, 1, 28, 28)
+    assert np.bincount(d.y_train.numpy()).tolist() == [400] * 10
+    assert np.bincount(d.y_test.numpy()).tolist() == [100] * 10
+    assert abs(float(d.x_train.mean())) < 1e-4 and abs(float(d.x_train.std()) - 1) < 1e-4
+    # the train and test images are disjoint
+    train = {tuple(r) for r in d.x_train.flatten(1)[:, ::7].numpy().round(3).tolist()}
+    assert not any(tuple(r) in train for r in d.x_test.flatten(1)[:, ::7].numpy().round(3).tolist())
+
+
+def test_mnist1d_and_slices():
+    d = data.load(DataConfig("mnist1d", n_train=100, n_test=50))
+    assert d.x_train.shape == (100, 40) and d.x_test.shape == (50, 40) and d.out_dim == 10
+    full = data.load(DataConfig("mnist1d"))
+    assert len(full.x_train) == 4000 and len(full.x_test) == 1000
+    assert torch.equal(full.x_train[:100], d.x_train)
+    with pytest.raises(ValueError, match="has 4000 train examples; asked for 5000"):
+        data.load(DataConfig("mnist1d", n_train=5000))
+
+
+def test_batches_cover_each_epoch_once_and_are_seeded():
+    gen = torch.Generator().manual_seed(3)
+    it = data.batches(10, 3, gen)
+    epoch = torch.cat([next(it) for _ in range(3)])
+    assert len(set(epoch.tolist())) == 9  # 3 full batches, the partial one dropped
+    again = data.batches(10, 3, torch.Generator().manual_seed(3))
+    assert torch.equal(torch.cat([next(again) for _ in range(3)]), epoch)
+    with pytest.raises(ValueError, match="batch size 11 is larger"):
+        next(data.batches(10, 11, gen))
+
+
+def test_missing_standard_dataset_says_how_to_get_it(tmp_path):
+    with pytest.raises(data.DataMissingError, match="--download"):
+        data.check_available("mnist", tmp_path)
+    with pytest.raises(KeyError, match="unknown dataset .mnist6k.; valid: .*mnist1d, mnist5k"):
+        data.load(DataConfig("mnist6k"))

@@ -1,0 +1,120 @@
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from oplab import records, runner
+from oplab.config import override
+from oplab.records import Record
+from oplab.train import Runtime, train
+from tests.conftest import tiny_trial
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_same_trial_twice_gives_identical_numbers(trial):
+    a, b = train(trial, 3), train(trial, 3)
+    assert a.curves == b.curves and a.final == b.final
+    c = train(trial, 4)
+    assert c.curves["eval"]["test_loss"] != a.curves["eval"]["test_loss"]
+
+
+def test_record_contents(trial):
+    rec = train(override(trial, {"optim.ema_decay": 0.9, "monitors": ["curvature"]}), 0)
+    assert rec.status == "ok" and rec.final["steps"] == 12  # 2 epochs x 120 / 20
+    ev = rec.curves["eval"]
+    assert ev["step"] == [0, 6, 12] and ev["epoch"] == [0.0, 1.0, 2.0]
+    assert len(ev["test_acc"]) == 3 and len(ev["ema_test_loss"]) == 3
+    assert len(rec.curves["log"]["grad_norm"]) == 12 and all(g > 0 for g in rec.curves["log"]["grad_norm"])
+    assert rec.curves["monitor"]["step"] == [0, 6, 12] and len(rec.curves["monitor"]["gTHg"]) == 3
+    assert rec.final["test_err"] == pytest.approx(1 - rec.final["test_acc"])
+    for k in ("python", "torch", "numpy", "device", "git_commit", "date", "torch_threads"):
+        assert k in rec.provenance
+    assert rec.timings["time_per_step_ms"] > 0 and rec.extra["n_params"] == 784 * 16 + 16 + 16 * 16 + 16 + 16 * 10 + 10
+
+
+def test_divergence_is_a_status_not_a_crash(trial):
+    rec = train(override(trial, {"optim.lr": 1e6, "optim.momentum": 0.0}), 0)
+    assert rec.status == "diverged" and rec.diverged_step is not None and rec.diverged_step <= 12
+    assert "test_loss" not in rec.final and rec.final["steps"] == rec.diverged_step - 1
+
+
+def test_atomic_write_survives_a_crash_mid_write(tmp_path, monkeypatch, trial):
+    rec = train(trial, 0)
+    path = tmp_path / "r.json"
+    records.save(rec, path)
+    good = path.read_text()
+    changed = Record(**{**rec.__dict__, "seed": 99})
+
+    def crash(src, dst):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError):
+        records.save(changed, path)
+    assert path.read_text() == good and list(tmp_path.iterdir()) == [path]  # old file intact, no temp left
+    monkeypatch.undo()
+    assert records.load(path).seed == 0
+
+
+def spec(arm="a", seed=0, **changes):
+    return runner.TrialSpec("teststudy", arm, seed, "smoke", 1, tiny_trial(**changes))
+
+
+def test_runner_skips_stored_trials_and_recomputes_invalid_ones(tmp_path, monkeypatch):
+    specs = [spec("a", 0), spec("b", 0, **{"optim.lr": 0.1}), spec("a", 1), spec("same-as-a", 0)]  # the last shares a's config
+    recs = runner.run(specs, tmp_path, Runtime(), jobs=1, progress=False)
+    assert len(recs) == 3 and len(list((tmp_path / "teststudy" / "trials").glob("*.json"))) == 3
+
+    calls = []
+    real = runner.run_spec
+    monkeypatch.setattr(runner, "run_spec", lambda s, rt: calls.append(s) or real(s, rt))
+    again = runner.run(specs, tmp_path, Runtime(), jobs=1, progress=False)
+    assert calls == [] and {k: r.curves for k, r in again.items()} == {k: r.curves for k, r in recs.items()}
+
+    # a truncated record is treated as missing, with a warning, and recomputed
+    path = runner.Store(tmp_path, "teststudy").path(specs[1].key)
+    path.write_text(path.read_text()[:100])
+    with pytest.warns(UserWarning, match="invalid record"):
+        fixed = runner.run(specs, tmp_path, Runtime(), jobs=1, progress=False)
+    assert [c.arm for c in calls] == ["b"] and fixed[specs[1].key].curves == recs[specs[1].key].curves
+
+
+def test_jobs_do_not_change_numbers(tmp_path):
+    specs = [spec("a", s) for s in range(3)]
+    one = runner.run(specs, tmp_path / "one", Runtime(), jobs=1, progress=False)
+    two = runner.run(specs, tmp_path / "two", Runtime(), jobs=2, progress=False)
+    assert one.keys() == two.keys()
+    for k in one:
+        assert one[k].curves == two[k].curves and one[k].final == two[k].final
+
+
+def test_interrupted_run_keeps_finished_trials(tmp_path):
+    cmd = [sys.executable, "-m", "studies.wn_vs_bn", "--budget", "smoke", "--jobs", "1", "--no-progress",
+           "--results", str(tmp_path)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    trials = tmp_path / "wn_vs_bn" / "trials"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(trials.glob("*.json"))) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "rerun the same command" in err
+    kept = list(trials.glob("*.json"))
+    assert 2 <= len(kept) < 16
+    assert not list(trials.glob("*.tmp"))
+    for f in kept:
+        assert json.loads(f.read_text())["status"] in ("ok", "diverged")
+    assert not (tmp_path / "wn_vs_bn" / "verdict.json").exists()
+
+
+def test_threads_are_fixed_per_trial():
+    assert runner.threads_per_job(1) == runner.threads_per_job(8) == 1
+    assert math.isfinite(train(tiny_trial(), 0, Runtime(threads=1)).final["test_loss"])
