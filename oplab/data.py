@@ -10,9 +10,9 @@ Batches are index slices of a seeded permutation: no per-sample loader work.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -41,11 +41,11 @@ class Dataset:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
 
-    def to(self, device: torch.device | str) -> "Dataset":
+    def to(self, device: torch.device | str) -> Dataset:
         move = {k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_test", "y_test")}
         return Dataset(self.name, task=self.task, out_dim=self.out_dim, **move)
 
-    def head(self, n_train: int, n_test: int) -> "Dataset":
+    def head(self, n_train: int, n_test: int) -> Dataset:
         """The first n examples of each split (0 = all)."""
         for n, x, split in ((n_train, self.x_train, "train"), (n_test, self.x_test, "test")):
             if n > len(x):
@@ -165,3 +165,4 @@ def check_available(name: str, data_dir: str | Path | None = None, download: boo
 
 for _name in _TORCHVISION:
     DATASETS.register(_name)(functools.partial(_torchvision, _name))
+from oplab import tasks as _tasks  # noqa: E402,F401  registers the synthetic tasks

@@ -101,3 +101,101 @@ def forward_inputs(model: nn.Module, x: torch.Tensor, layers: list[nn.Module]) -
         for h in hooks:
             h.remove()
     return [outs[i] for i in range(len(layers))]
+
+
+# --- recurrent models (Pascanu, Mikolov & Bengio 2013)
+
+
+class SequenceRNN(nn.Module):
+    """An Elman RNN over (batch, time, features) inputs with a linear read-out of the last
+    hidden state: class scores (temporal order) or a regression output (adding problem)."""
+
+    def __init__(self, n_in: int, out_dim: int, depth: int, width: int, activation: str):
+        super().__init__()
+        self.rnn = nn.RNN(n_in, width, num_layers=depth, nonlinearity=activation, batch_first=True)
+        self.readout = nn.Linear(width, out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, _ = self.rnn(x)
+        return self.readout(h[:, -1])
+
+
+@torch.no_grad()
+def _rnn_init(model: SequenceRNN, scheme: str, rho: float, sparsity: int) -> None:
+    """Pascanu et al.'s initializations (their RNN.py), drawn from torch's seeded generator.
+
+    basic_tanh: every weight N(0, 0.1^2). smart_tanh: input and output weights N(0, 0.01^2);
+    recurrent weights N(0, 0.01^2) with all but `sparsity` incoming connections per unit set
+    to 0, then rescaled to spectral radius `rho` (0.95 in the paper). Biases are 0. `torch`
+    keeps PyTorch's default U(-1/sqrt(width), 1/sqrt(width))."""
+    if scheme == "torch":
+        return
+    if scheme not in ("basic_tanh", "smart_tanh"):
+        raise ValueError(f"rnn init {scheme!r} is not valid; valid: basic_tanh, smart_tanh, torch")
+    std = 0.1 if scheme == "basic_tanh" else 0.01
+    for name, p in model.rnn.named_parameters():
+        if name.startswith("bias"):
+            p.zero_()
+        elif name.startswith("weight_hh") and scheme == "smart_tanh":
+            w = torch.randn(p.shape) * std
+            n = w.shape[1]
+            for i in range(w.shape[0]):  # keep `sparsity` random incoming weights of unit i
+                w[i, torch.randperm(n)[sparsity:]] = 0.0
+            radius = torch.linalg.eigvals(w.double()).abs().max().item()
+            p.copy_(w * (rho / radius))
+        else:
+            p.normal_(0.0, std)
+    model.readout.weight.normal_(0.0, std)
+    model.readout.bias.zero_()
+
+
+@MODELS.register("rnn")
+def rnn(*, input_shape, out_dim, depth, width, activation, init: str = "smart_tanh", rho: float = 0.95,
+        sparsity: int = 15) -> nn.Module:
+    """Elman RNN (`depth` layers of `width` units, `activation` tanh or relu) reading
+    (time, features) sequences; read-out from the last step. `init` is the RNN's own
+    initialization (see _rnn_init), applied here because oplab.init only sets Linear/Conv
+    weights: use it with InitConfig("default"), which leaves it in place."""
+    if len(input_shape) != 2:
+        raise ValueError(f"rnn needs (time, features) inputs, got shape {input_shape}")
+    model = SequenceRNN(input_shape[1], out_dim, depth, width, activation)
+    _rnn_init(model, init, rho, sparsity)
+    return model
+
+
+class SingleUnit(nn.Module):
+    """Pascanu et al.'s Fig. 6 unit: x_t = w sigmoid(x_{t-1}) + b, x_0 given, output sigmoid(x_T)
+    for every example of the batch (the input is ignored). Float64, so trajectories along the
+    cliff match oplab.tasks.single_unit_grid."""
+
+    def __init__(self, w0: float, b0: float, steps: int, x0: float):
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor(float(w0), dtype=torch.float64))
+        self.b = nn.Parameter(torch.tensor(float(b0), dtype=torch.float64))
+        self.steps, self.x0 = steps, x0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.full((), self.x0, dtype=torch.float64)
+        for _ in range(self.steps):
+            h = self.w * torch.sigmoid(h) + self.b
+        return torch.sigmoid(h).expand(x.shape[0], 1)
+
+
+@MODELS.register("single_unit")
+def single_unit(*, input_shape, out_dim, depth, width, activation, w0: float = 5.0, b0: float | None = None,
+                w0_spread: float = 0.0, steps: int = 50, x0: float = 0.5) -> nn.Module:
+    """The 2-parameter recurrent unit of Pascanu et al. (2013), Fig. 6, started at (w0, b0);
+    depth, width and activation are ignored.
+
+    w0_spread > 0 adds U(-w0_spread, w0_spread) to w0, drawn from torch's seeded generator (so
+    the trial's seed picks the start); b0 = None puts the start on the wall for that w
+    (oplab.tasks.single_unit_wall_b), where the gradient norm is largest."""
+    if out_dim != 1:
+        raise ValueError(f"single_unit has one output, the dataset asks for {out_dim}")
+    if w0_spread > 0:
+        w0 = w0 + w0_spread * (2.0 * float(torch.rand((), dtype=torch.float64)) - 1.0)
+    if b0 is None:
+        from oplab import tasks
+
+        b0 = tasks.single_unit_wall_b(w0, steps=steps, x0=x0)
+    return SingleUnit(w0, b0, steps, x0)

@@ -7,7 +7,7 @@ Hessian itself. Monitors leave the model's parameters and buffers unchanged.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -49,7 +49,7 @@ def curvature(model: nn.Module, loss_fn: LossFn, x, y, *, eps: float = 0.01) -> 
     Taylor: L(theta - eps g) - L(theta) ~ 1/2 eps^2 g^T H g - eps g^T g (the notes
     drop the 1/2; the measured change decides)."""
     loss, grads = loss_and_grad(model, loss_fn, x, y)
-    grads = [g.detach() for g in grads]
+    loss, grads = loss.detach(), [g.detach() for g in grads]
     hg = hvp(model, loss_fn, x, y, grads)
     gg, ghg = float(_dot(grads, grads)), float(_dot(grads, hg))
     params = _params(model)
@@ -103,4 +103,19 @@ def run(names: tuple[str, ...], model: nn.Module, loss_fn: LossFn, x, y) -> dict
             out.update(MONITORS.build(name, model, loss_fn, x, y))
     finally:
         model.train(was_training)
+    return out
+
+
+@MONITORS.register("params")
+def params(model: nn.Module, loss_fn: LossFn, x, y, *, max_scalars: int = 8) -> dict[str, float]:
+    """The parameter values: each scalar parameter by name (e.g. a 2-parameter model's path
+    through (w, b)); for a model with more than `max_scalars` scalar parameters, or for
+    tensors, the norm of each parameter as `NAME.norm`."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    out = {}
+    for name, p in named:
+        if p.numel() == 1 and len(named) <= max_scalars:
+            out[name] = float(p.detach())
+        else:
+            out[f"{name}.norm"] = float(p.detach().norm())
     return out

@@ -10,6 +10,7 @@ gives the same files.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -68,6 +69,11 @@ def curves(specs: list, recs: dict[str, Record]) -> dict[str, pd.DataFrame]:
     return {k: pd.concat(v, ignore_index=True) for k, v in parts.items()}
 
 
+def slug(text: str) -> str:
+    """A file-name-safe form of a table's title."""
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:60] or "table"
+
+
 def _fmt(x: Any) -> str:
     if isinstance(x, float):
         return f"{x:.4g}"
@@ -95,7 +101,7 @@ def write_study(study: ModuleType, specs: list, recs: dict[str, Record], results
 
     table_md = []
     for i, (name, t) in enumerate(tables.items()):
-        stem = "table" if i == 0 else f"table_{name}"
+        stem = "table" if i == 0 else f"table_{slug(name)}"
         t.to_csv(out / f"{stem}.csv", index=False)
         table_md.append((name, markdown_table(t)))
     (out / "table.md").write_text("\n\n".join(f"### {n}\n\n{t}" for n, t in table_md) + "\n")
@@ -212,8 +218,31 @@ def write_index(results_dir: Path, budget_note: str = "") -> Path:
     path = results_dir / "README.md"
     results_dir.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
+    _update_project_readme(results_dir, verdicts)
     manifest = {v["study"]: {k: v[k] for k in ("budget", "seeds", "version", "n_trials", "n_diverged",
                                                  "compute_s", "records_from", "records_to", "provenance")}
                 for v in verdicts}
     (results_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return path
+
+
+START, END = "<!-- scorecard:start -->", "<!-- scorecard:end -->"
+
+
+def _update_project_readme(results_dir: Path, verdicts: list[dict]) -> None:
+    """Refresh the scorecard between the markers of the README.md beside results/, if it has them."""
+    readme = results_dir.resolve().parent / "README.md"
+    if not readme.exists():
+        return
+    text = readme.read_text()
+    if START not in text or END not in text:
+        return
+    rel = results_dir.name
+    rows = ["| study | claim | verdict | seeds | budget |", "|---|---|---|---|---|"]
+    for v in verdicts:
+        parts = "; ".join(f"{p['part']}: {p['word']}" for p in v["parts"])
+        rows.append(f"| [{v['study']}]({rel}/{v['study']}/README.md) | {v['claim']} | **{v['word']}** ({parts}) | "
+                    f"{len(v['seeds'])} | {v['budget']} |")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(head + START + "\n" + "\n".join(rows) + "\n" + END + tail)

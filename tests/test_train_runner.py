@@ -68,7 +68,8 @@ def spec(arm="a", seed=0, **changes):
 
 
 def test_runner_skips_stored_trials_and_recomputes_invalid_ones(tmp_path, monkeypatch):
-    specs = [spec("a", 0), spec("b", 0, **{"optim.lr": 0.1}), spec("a", 1), spec("same-as-a", 0)]  # the last shares a's config
+    # the last spec shares a's config, so it shares a's stored trial
+    specs = [spec("a", 0), spec("b", 0, **{"optim.lr": 0.1}), spec("a", 1), spec("same-as-a", 0)]
     recs = runner.run(specs, tmp_path, Runtime(), jobs=1, progress=False)
     assert len(recs) == 3 and len(list((tmp_path / "teststudy" / "trials").glob("*.json"))) == 3
 
@@ -118,3 +119,12 @@ def test_interrupted_run_keeps_finished_trials(tmp_path):
 def test_threads_are_fixed_per_trial():
     assert runner.threads_per_job(1) == runner.threads_per_job(8) == 1
     assert math.isfinite(train(tiny_trial(), 0, Runtime(threads=1)).final["test_loss"])
+
+
+def test_dask_executor_returns_records_the_client_writes(tmp_path):
+    pytest.importorskip("dask.distributed")
+    specs = [spec("a", 0), spec("a", 1)]
+    local = runner.run(specs, tmp_path / "local", Runtime(), jobs=1, progress=False)
+    remote = runner.run(specs, tmp_path / "dask", Runtime(), executor="dask", progress=False)
+    assert {k: r.curves for k, r in remote.items()} == {k: r.curves for k, r in local.items()}
+    assert len(list((tmp_path / "dask" / "teststudy" / "trials").glob("*.json"))) == 2

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from oplab import data, init, models, norms
-from oplab.config import DataConfig, InitConfig, ModelConfig, NormConfig, OptimConfig, Trial
+from oplab.config import DataConfig, InitConfig, ModelConfig, OptimConfig, Trial
 from oplab.train import train
 
 STEPS = 80
