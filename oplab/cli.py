@@ -112,8 +112,11 @@ def main(all_studies: list[ModuleType], argv: list[str] | None = None, prog: str
         args = parser.parse_args(argv)
         selected, seeds_arg, device = _resolve(args, studies)
         if args.list:
-            for s in selected:
-                print(f"{s.NAME:22s} {s.CLAIM}")
+            try:
+                for s in selected:
+                    print(f"{s.NAME:22s} {s.CLAIM}")
+            except BrokenPipeError:  # e.g. piped into `head`
+                sys.stderr.close()
             return 0
         plan = []
         for s in selected:

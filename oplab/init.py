@@ -1,4 +1,4 @@
-"""Weight initializers: default, glorot, he, orthogonal, normal, standard.
+"""Weight initializers: default, glorot, he, orthogonal, normal, standard, lsuv.
 
 Each is `fn(model, batch, **options) -> report` and sets every Linear/Conv
 weight (the direction v of a weight-normed layer, through its right-inverse)
@@ -10,13 +10,13 @@ in the trial's record) says what a data-dependent scheme did.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from oplab.config import InitConfig
-from oplab.models import weight_layers
+from oplab.models import forward_inputs, weight_layers
 from oplab.registry import Registry
 
 INITS = Registry("initializer")
@@ -92,6 +92,60 @@ def standard(model: nn.Module, batch=None, *, bias: str = "zero") -> dict:
         return nn.init.uniform_(w, -u, u)
 
     return _each(model, rule, bias)
+
+
+@INITS.register("lsuv")
+@torch.no_grad()
+def lsuv(model: nn.Module, batch: torch.Tensor | None = None, *, tol: float = 0.1, tmax: int = 10,
+         bias: str = "zero") -> dict:
+    """Mishkin & Matas's layer-sequential unit-variance init (arXiv 1511.06422, Algorithm 1).
+
+    Orthonormal init of every Linear/Conv weight (biases per `bias`); then, from the first
+    layer to the last, forward the batch and divide the layer's weight by sqrt(Var(output))
+    until |Var - 1| < tol or `tmax` rescalings. Var is over every element of the layer's
+    output (the paper's Var(B_L) of the whole output blob). The read-out layer is included,
+    as in the authors' Caffe script and PyTorch port, which visit every conv/inner-product
+    layer. Defaults tol 0.1, tmax 10 are the authors' PyTorch port; their Caffe script uses
+    margin 0.02 and 20 iterations. The forwards run in training mode, as the Caffe script's
+    train net does, so a batch-norm layer normalizes with the batch's statistics; its
+    parameters are never touched and its running statistics are restored afterwards.
+    Returns per-layer variance before and after, rescalings used and whether |Var - 1| < tol."""
+    if batch is None:
+        raise ValueError("lsuv is data-dependent: it needs a batch of training inputs")
+    if len(batch) < 2:
+        raise ValueError(f"lsuv needs a batch of at least 2 examples to estimate an output variance; "
+                         f"got {len(batch)}")
+    if not tol > 0 or tmax < 0:
+        raise ValueError(f"lsuv needs tol > 0 and tmax >= 0; got tol={tol}, tmax={tmax}")
+    orthogonal(model, bias=bias)
+    layers = weight_layers(model)
+    saved = {n: b.clone() for n, b in model.named_buffers()}
+    was_training = model.training
+    model.train()
+
+    def variance(m: nn.Module) -> float:
+        (out,) = forward_inputs(model, batch, [m])
+        return float(out.var())
+
+    report = []
+    try:
+        for i, m in enumerate(layers):
+            var = before = variance(m)
+            tries = 0
+            while abs(var - 1.0) >= tol and tries < tmax:
+                if not (math.isfinite(var) and var > 0):
+                    raise RuntimeError(f"lsuv: layer {i} ({type(m).__name__}) has output variance {var} on the "
+                                       "batch; it cannot be rescaled to 1")
+                set_weight(m, current_weight(m) / math.sqrt(var))
+                tries += 1
+                var = variance(m)
+            report.append({"layer": i, "var_before": before, "var": var, "iters": tries,
+                           "converged": abs(var - 1.0) < tol})
+    finally:
+        for n, b in model.named_buffers():
+            b.copy_(saved[n])
+        model.train(was_training)
+    return {"tol": tol, "tmax": tmax, "layers": report}
 
 
 def apply(model: nn.Module, cfg: InitConfig, batch: torch.Tensor | None = None) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from oplab.models import forward_inputs, weight_layers
@@ -119,3 +120,44 @@ def params(model: nn.Module, loss_fn: LossFn, x, y, *, max_scalars: int = 8) -> 
         else:
             out[f"{name}.norm"] = float(p.detach().norm())
     return out
+
+
+def _direction_params(model: nn.Module) -> list[torch.Tensor]:
+    """The weight each Linear/Conv unit's direction lives in: the weight, or v for a weight-normed layer."""
+    out = []
+    for m in weight_layers(model):
+        pz = getattr(m, "parametrizations", None)
+        out.append(pz.weight.original1 if pz is not None and "weight" in pz else m.weight)
+    return out
+
+
+@MONITORS.register("noise_alignment")
+def noise_alignment(model: nn.Module, loss_fn: LossFn, x, y, *, splits: int = 5) -> dict[str, float]:
+    """How parallel minibatch gradient noise is to each unit's weight vector.
+
+    The batch is split in `splits` sub-batches; noise = sub-batch gradient - whole-batch
+    gradient, per unit (row of a weight matrix, or v of a weight-normed layer). Reports the
+    mean |cos(noise, w)| over units, sub-batches and layers (`noise_cos`), and the same for a
+    random direction (`random_cos`, the chance level, about sqrt(2 / (pi fan_in)))."""
+    weights = _direction_params(model)
+    saved = {n: b.clone() for n, b in model.named_buffers()}
+    was_training = model.training
+    model.train()  # the noise SGD sees: batch statistics in BN layers
+    try:
+        full = torch.autograd.grad(loss_fn(model(x), y), weights)
+        gen = torch.Generator(device=x.device).manual_seed(0)
+        cos, rnd = [], []
+        for xs, ys in zip(x.chunk(splits), y.chunk(splits)):
+            sub = torch.autograd.grad(loss_fn(model(xs), ys), weights)
+            for w, g_full, g_sub in zip(weights, full, sub):
+                rows = w.detach().flatten(1)
+                noise = (g_sub - g_full).flatten(1)
+                cos.append(F.cosine_similarity(noise, rows, dim=1, eps=1e-12).abs().mean())
+                r = torch.randn(rows.shape, generator=gen, device=rows.device)
+                rnd.append(F.cosine_similarity(r, rows, dim=1, eps=1e-12).abs().mean())
+    finally:
+        with torch.no_grad():
+            for n, b in model.named_buffers():
+                b.copy_(saved[n])
+        model.train(was_training)
+    return {"noise_cos": float(torch.stack(cos).mean()), "random_cos": float(torch.stack(rnd).mean())}

@@ -136,6 +136,8 @@ def write_study(study: ModuleType, specs: list, recs: dict[str, Record], results
     }
     (out / "verdict.json").write_text(json.dumps(verdict, indent=1, default=float) + "\n")
     (out / "README.md").write_text(study_section(study, verdict, table_md, level=1))
+    # the same section one heading level down, with paths from results/, for results/README.md
+    (out / "section.md").write_text(study_section(study, verdict, table_md, level=2, prefix=f"{study.NAME}/"))
     return verdict
 
 
@@ -205,16 +207,15 @@ def write_index(results_dir: Path, budget_note: str = "") -> Path:
     for v in verdicts:
         first = v["parts"][0] if v["parts"] else None
         eff = f"{first['part']}: {_ci(first)}" if first else "—"
-        src = v["source"].split(".")[0]
+        m = re.match(r"(.*?arXiv [\d.]+)", v["source"])  # "Authors year, Title, arXiv id"
+        src = m.group(1) if m else v["source"][:80]
         lines.append(f"| [{v['study']}]({v['study']}/README.md) | {v['claim']} | {src} | **{v['word']}** | "
                      f"{eff} | {len(v['seeds'])} | {v['budget']} | {v['compute_s']:.0f} s |")
     lines.append("")
     for v in verdicts:
-        lines += [f"## {v['title']}", "", f"**{v['word']}**. " + " ".join(
-            f"{p['part']}: {p['word']} ({_ci(p)})." for p in v["parts"]), ""]
-        for fig in v["figures"][:1]:
-            lines += [f"![{v['study']}]({v['study']}/{fig})", ""]
-        lines += [f"Full section: [{v['study']}/README.md]({v['study']}/README.md)", ""]
+        section = results_dir / v["study"] / "section.md"
+        if section.exists():
+            lines += [section.read_text(), ""]
     path = results_dir / "README.md"
     results_dir.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
