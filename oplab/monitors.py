@@ -94,6 +94,22 @@ def activations(model: nn.Module, loss_fn: LossFn, x, y) -> dict[str, float]:
     return stats
 
 
+@MONITORS.register("activations_train")
+def activations_train(model: nn.Module, loss_fn: LossFn, x, y) -> dict[str, float]:
+    """As `activations`, but with the model in training mode, so batch norm layers use the
+    batch's statistics (the net SGD trains); running statistics are restored afterwards."""
+    saved = {n: b.clone() for n, b in model.named_buffers()}
+    was_training = model.training
+    model.train()
+    try:
+        return activations(model, loss_fn, x, y)
+    finally:
+        with torch.no_grad():
+            for n, b in model.named_buffers():
+                b.copy_(saved[n])
+        model.train(was_training)
+
+
 def run(names: tuple[str, ...], model: nn.Module, loss_fn: LossFn, x, y) -> dict[str, float]:
     """All named monitors on one batch, with the model in eval mode and its state restored."""
     was_training = model.training

@@ -156,9 +156,10 @@ def _run_pool(todo: list[TrialSpec], runtime: Runtime, jobs: int, collect) -> No
         futures = [pool.submit(run_spec, s, runtime) for s in todo]
         for fut in cf.as_completed(futures):
             collect(fut.result())
-    except BaseException:
+    except BaseException:  # Ctrl-C or a failed trial: stop the workers now; stored records stay
+        workers = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
-        for p in list(getattr(pool, "_processes", {}).values()):
+        for p in workers:
             p.terminate()
         raise
     pool.shutdown()

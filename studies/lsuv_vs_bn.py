@@ -29,8 +29,9 @@ Cost: `quick` is 180 trials, about 170-250 CPU-seconds; 2-3 minutes wall with
 Verdict (computed from the records; paired by seed; each part on its own):
 (a) per-layer variance: after LSUV, max over layers and settings of |Var(output) - 1|
     on the init batch < tol = 0.1, measured independently of the initializer by the
-    `activations` monitor at step 0 (LSUV arms without BN; for BN + LSUV the
-    initializer's own report is given in the details);
+    `activations_train` monitor at step 0 (LSUV arms without BN; for BN + LSUV the
+    initializer's own report is given in the details; the figure shows every arm,
+    BN arms measured before their BN layer with batch statistics);
 (b) LSUV vs BN: LSUV's minus BN(+Xavier)'s final test accuracy, averaged over the
     three settings, > -1 percentage point (non-inferiority margin; "comparable");
 (c1) LSUV's minus N(0, 0.01)'s and (c2) LSUV's minus Xavier's final test accuracy on
@@ -94,7 +95,7 @@ _PAPER_ROWS = [  # (what, the paper's number or rule, status and where we read i
     ("CIFAR-100, FitNet4-LSUV test accuracy (same table)", "72.3 %", "secondary (Papers with Code listing)"),
     ("MNIST, FitNet-LSUV-SVM test error (same table)", "0.4 %", "secondary (Papers with Code listing)"),
     ("BN's cost per step", "BN adds about 30 % to the computation",
-     "secondary (summaries of the paper; ../shared/CLAIMS.md)"),
+     "secondary (summaries of the paper)"),
     ("LSUV vs BN", "\"comparable\" on CIFAR-10 FitNet4; the first author later: \"LSUV init could stand vs "
      "BatchNorm only on small datasets\" (CaffeNet on ImageNet)", "secondary (LSUVinit issue #1)"),
 ]
@@ -146,7 +147,7 @@ def arms(budget: str) -> dict[str, Trial]:
                 out[f"{_setting_label(dataset, activation)} | {label} lr={lr:g}"] = Trial(
                     data=data, model=model, init=init, norm=NormConfig(norm),
                     optim=OptimConfig("sgd", lr=lr, momentum=MOMENTUM, schedule=schedule), epochs=epochs,
-                    batch_size=batch, monitors=("activations",), monitor_every=steps,
+                    batch_size=batch, monitors=("activations_train",), monitor_every=steps,
                 )
     return out
 
@@ -202,8 +203,8 @@ def _diff(wide: pd.DataFrame, a: str, b: str) -> np.ndarray:
 
 
 def _init_variances(df: pd.DataFrame, curves: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Long table: arm, seed, init, setting, layer, var (square of the `activations` monitor's
-    per-layer output std at step 0, eval mode, on the init batch)."""
+    """Long table: arm, seed, init, setting, layer, var (square of the `activations_train`
+    monitor's per-layer output std at step 0, on the init batch; BN layers use batch statistics)."""
     mon = curves.get("monitor")
     if mon is None or mon.empty:
         return pd.DataFrame(columns=["arm", "seed", "init", "setting", "norm", "layer", "var"])
@@ -311,7 +312,6 @@ def tables(df: pd.DataFrame, curves: dict[str, pd.DataFrame]) -> dict[str, pd.Da
     grid["chosen"] = [lrs.get((s, i)) == lr for s, i, lr in zip(grid["setting"], grid["init"], grid["lr"])]
     grid["init"] = pd.Categorical(grid["init"], ORDER)
     iv = _init_variances(df, curves)
-    iv = iv[iv["norm"] == "none"]  # the monitor runs in eval mode, where BN uses its initial running statistics
     var = (iv.groupby(["setting", "init", "layer"])["var"].mean().unstack("layer") if len(iv) else pd.DataFrame())
     if len(var):
         var.columns = [f"layer {c}" for c in var.columns]
@@ -320,7 +320,7 @@ def tables(df: pd.DataFrame, curves: dict[str, pd.DataFrame]) -> dict[str, pd.Da
         var = var.sort_values(["setting", "init"])
     return {"final test accuracy (each arm at its chosen learning rate)": final,
             "learning-rate grid": grid.sort_values(["setting", "init", "lr"]),
-            "per-layer output variance at init (arms without BN; mean over seeds and rates)": var}
+            "per-layer output variance at init (mean over seeds and rates)": var}
 
 
 def figures(df: pd.DataFrame, curves: dict[str, pd.DataFrame]) -> dict:
@@ -338,13 +338,12 @@ def figures(df: pd.DataFrame, curves: dict[str, pd.DataFrame]) -> dict:
     iv = _init_variances(df, curves)
     fig2, axes2 = plots.figure(len(settings))
     for ax, s in zip(axes2, settings):
-        d = iv[(iv["setting"] == s) & (iv["norm"] == "none")]
+        d = iv[iv["setting"] == s]
         plots.curves(ax, d, "layer", "var", "init", "weight layer (1 = first; last = read-out)",
                      "output variance at init (log scale)", s, logy=True,
                      hue_order=[o for o in ORDER if o in set(d["init"])])
     plots.caption(fig2, "Var of each weight layer's output on the init batch, before training; "
-                  + plots.BAND_LABEL + "; BN arms left out (the monitor runs in eval mode, where BN uses its "
-                  "initial running statistics)")
+                  + plots.BAND_LABEL + "; in BN arms, the weight layer's output before its BN")
 
     fig3, axes3 = plots.figure(len(settings) + 1, width=4.5)
     for ax, s in zip(axes3, settings):

@@ -83,7 +83,7 @@ def test_initializers_follow_their_rules():
     w = models.weight_layers(m)[0].weight.detach()
     assert float(w.abs().max()) <= 1 / math.sqrt(400) and float(w.abs().max()) > 0.95 / math.sqrt(400)
     init.apply(m, InitConfig("normal", {"sigma": 0.05}))
-    assert abs(float(models.weight_layers(m)[0].weight.std()) - 0.05) < 0.002
+    assert abs(float(models.weight_layers(m)[0].weight.detach().std()) - 0.05) < 0.002
     init.apply(m, InitConfig("orthogonal", {"gain": 2.0}))
     w = models.weight_layers(m)[1].weight  # 300 x 300
     assert torch.allclose(w @ w.T, 4 * torch.eye(300), atol=1e-4)

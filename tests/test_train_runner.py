@@ -96,8 +96,9 @@ def test_jobs_do_not_change_numbers(tmp_path):
         assert one[k].curves == two[k].curves and one[k].final == two[k].final
 
 
-def test_interrupted_run_keeps_finished_trials(tmp_path):
-    cmd = [sys.executable, "-m", "studies.wn_vs_bn", "--budget", "smoke", "--jobs", "1", "--no-progress",
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_interrupted_run_keeps_finished_trials(tmp_path, jobs):
+    cmd = [sys.executable, "-m", "studies.wn_vs_bn", "--budget", "smoke", "--jobs", jobs, "--no-progress",
            "--results", str(tmp_path)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     trials = tmp_path / "wn_vs_bn" / "trials"
@@ -114,6 +115,10 @@ def test_interrupted_run_keeps_finished_trials(tmp_path):
     for f in kept:
         assert json.loads(f.read_text())["status"] in ("ok", "diverged")
     assert not (tmp_path / "wn_vs_bn" / "verdict.json").exists()
+    # the same command continues: it trains only what is missing, and finishes
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert len(list(trials.glob("*.json"))) == 16 and (tmp_path / "wn_vs_bn" / "verdict.json").exists()
 
 
 def test_threads_are_fixed_per_trial():
