@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from oplab.config import InitConfig
-from oplab.models import forward_inputs, weight_layers
+from oplab.models import forward_inputs, probing, weight_layers
 from oplab.registry import Registry
 
 INITS = Registry("initializer")
@@ -119,16 +119,13 @@ def lsuv(model: nn.Module, batch: torch.Tensor | None = None, *, tol: float = 0.
         raise ValueError(f"lsuv needs tol > 0 and tmax >= 0; got tol={tol}, tmax={tmax}")
     orthogonal(model, bias=bias)
     layers = weight_layers(model)
-    saved = {n: b.clone() for n, b in model.named_buffers()}
-    was_training = model.training
-    model.train()
 
     def variance(m: nn.Module) -> float:
         (out,) = forward_inputs(model, batch, [m])
         return float(out.var())
 
     report = []
-    try:
+    with probing(model, train=True):  # BN in training mode; its running statistics untouched
         for i, m in enumerate(layers):
             var = before = variance(m)
             tries = 0
@@ -141,10 +138,6 @@ def lsuv(model: nn.Module, batch: torch.Tensor | None = None, *, tol: float = 0.
                 var = variance(m)
             report.append({"layer": i, "var_before": before, "var": var, "iters": tries,
                            "converged": abs(var - 1.0) < tol})
-    finally:
-        for n, b in model.named_buffers():
-            b.copy_(saved[n])
-        model.train(was_training)
     return {"tol": tol, "tmax": tmax, "layers": report}
 
 

@@ -7,6 +7,9 @@ norm, so one model definition serves every normalization arm.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 
@@ -84,6 +87,22 @@ def convnet(*, input_shape, out_dim, depth, width, activation) -> nn.Module:
             c_out *= 2
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, out_dim)]
     return nn.Sequential(*layers)
+
+
+@contextlib.contextmanager
+def probing(model: nn.Module, train: bool = True) -> Iterator[nn.Module]:
+    """Run a probe in train (batch statistics) or eval mode; afterwards the model's mode and
+    every buffer (batch norm running statistics) are as they were."""
+    saved = {n: b.detach().clone() for n, b in model.named_buffers()}
+    was_training = model.training
+    model.train(train)
+    try:
+        yield model
+    finally:
+        with torch.no_grad():
+            for n, b in model.named_buffers():
+                b.copy_(saved[n])
+        model.train(was_training)
 
 
 def n_params(model: nn.Module) -> int:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from oplab.models import forward_inputs, weight_layers
+from oplab.models import forward_inputs, probing, weight_layers
 from oplab.registry import Registry
 
 MONITORS = Registry("monitor")
@@ -98,28 +98,16 @@ def activations(model: nn.Module, loss_fn: LossFn, x, y) -> dict[str, float]:
 def activations_train(model: nn.Module, loss_fn: LossFn, x, y) -> dict[str, float]:
     """As `activations`, but with the model in training mode, so batch norm layers use the
     batch's statistics (the net SGD trains); running statistics are restored afterwards."""
-    saved = {n: b.clone() for n, b in model.named_buffers()}
-    was_training = model.training
-    model.train()
-    try:
+    with probing(model, train=True):
         return activations(model, loss_fn, x, y)
-    finally:
-        with torch.no_grad():
-            for n, b in model.named_buffers():
-                b.copy_(saved[n])
-        model.train(was_training)
 
 
 def run(names: tuple[str, ...], model: nn.Module, loss_fn: LossFn, x, y) -> dict[str, float]:
     """All named monitors on one batch, with the model in eval mode and its state restored."""
-    was_training = model.training
-    model.eval()
     out: dict[str, float] = {}
-    try:
+    with probing(model, train=False):
         for name in names:
             out.update(MONITORS.build(name, model, loss_fn, x, y))
-    finally:
-        model.train(was_training)
     return out
 
 
@@ -156,10 +144,7 @@ def noise_alignment(model: nn.Module, loss_fn: LossFn, x, y, *, splits: int = 5)
     mean |cos(noise, w)| over units, sub-batches and layers (`noise_cos`), and the same for a
     random direction (`random_cos`, the chance level, about sqrt(2 / (pi fan_in)))."""
     weights = _direction_params(model)
-    saved = {n: b.clone() for n, b in model.named_buffers()}
-    was_training = model.training
-    model.train()  # the noise SGD sees: batch statistics in BN layers
-    try:
+    with probing(model, train=True):  # the noise SGD sees: batch statistics in BN layers
         full = torch.autograd.grad(loss_fn(model(x), y), weights)
         gen = torch.Generator(device=x.device).manual_seed(0)
         cos, rnd = [], []
@@ -171,9 +156,4 @@ def noise_alignment(model: nn.Module, loss_fn: LossFn, x, y, *, splits: int = 5)
                 cos.append(F.cosine_similarity(noise, rows, dim=1, eps=1e-12).abs().mean())
                 r = torch.randn(rows.shape, generator=gen, device=rows.device)
                 rnd.append(F.cosine_similarity(r, rows, dim=1, eps=1e-12).abs().mean())
-    finally:
-        with torch.no_grad():
-            for n, b in model.named_buffers():
-                b.copy_(saved[n])
-        model.train(was_training)
     return {"noise_cos": float(torch.stack(cos).mean()), "random_cos": float(torch.stack(rnd).mean())}

@@ -13,7 +13,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
 from oplab.config import NormConfig
-from oplab.models import NormSlot, forward_inputs, weight_layers
+from oplab.models import NormSlot, forward_inputs, probing, weight_layers
 from oplab.registry import Registry
 
 NORMS = Registry("norm")
@@ -105,11 +105,8 @@ def data_dependent_init(model: nn.Module, x: torch.Tensor) -> list[dict[str, flo
     The read-out layer is included, as in the paper. Running statistics of
     normalization layers are left as they were. Returns per-layer (mean, std) before."""
     layers = [m for m in weight_layers(model) if is_weight_normed(m)]
-    saved = {n: b.clone() for n, b in model.named_buffers()}
-    was_training = model.training
-    model.train()
     report = []
-    try:
+    with probing(model, train=True):
         for m in layers:
             (out,) = forward_inputs(model, x, [m])
             dims = [0] + list(range(2, out.ndim))
@@ -120,8 +117,4 @@ def data_dependent_init(model: nn.Module, x: torch.Tensor) -> list[dict[str, flo
             if m.bias is not None:
                 m.bias.sub_(mean).div_(std)
             report.append({"mean": float(mean.mean()), "std": float(std.mean())})
-    finally:
-        for n, b in model.named_buffers():
-            b.copy_(saved[n])
-        model.train(was_training)
     return report

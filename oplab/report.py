@@ -77,12 +77,17 @@ def slug(text: str) -> str:
 def _fmt(x: Any) -> str:
     if isinstance(x, float):
         return f"{x:.4g}"
-    return str(x)
+    return cell(str(x))
+
+
+def cell(text: str) -> str:
+    """Text safe inside a markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
 
 
 def markdown_table(df: pd.DataFrame) -> str:
     cols = list(df.columns)
-    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    lines = ["| " + " | ".join(cell(c) for c in cols) + " |", "|" + "---|" * len(cols)]
     for _, r in df.iterrows():
         lines.append("| " + " | ".join(_fmt(r[c]) for c in cols) + " |")
     return "\n".join(lines)
@@ -167,7 +172,8 @@ def study_section(study: ModuleType, v: dict, table_md: list[tuple[str, str]], l
         lines += [f"*{v['n_missing']} trials are missing from the store: rerun to complete.*", ""]
     lines += ["| part | tested claim | effect [95% CI] | rule | verdict |", "|---|---|---|---|---|"]
     for p in v["parts"]:
-        lines.append(f"| {p['part']} | {p['claim']} | {_ci(p)} (n={p['n']}) | {p['rule']} | **{p['word']}** |")
+        lines.append(f"| {cell(p['part'])} | {cell(p['claim'])} | {cell(_ci(p))} (n={p['n']}) | {cell(p['rule'])} | "
+                     f"**{p['word']}** |")
     lines.append("")
     for p in v["parts"]:
         lines.append(f"- *{p['part']}*: {p['evidence']}")
@@ -206,10 +212,10 @@ def write_index(results_dir: Path, budget_note: str = "") -> Path:
               "|---|---|---|---|---|---|---|---|"]
     for v in verdicts:
         first = v["parts"][0] if v["parts"] else None
-        eff = f"{first['part']}: {_ci(first)}" if first else "—"
+        eff = cell(f"{first['part']}: {_ci(first)}") if first else "—"
         m = re.match(r"(.*?arXiv [\d.]+)", v["source"])  # "Authors year, Title, arXiv id"
         src = m.group(1) if m else v["source"][:80]
-        lines.append(f"| [{v['study']}]({v['study']}/README.md) | {v['claim']} | {src} | **{v['word']}** | "
+        lines.append(f"| [{v['study']}]({v['study']}/README.md) | {cell(v['claim'])} | {cell(src)} | **{v['word']}** | "
                      f"{eff} | {len(v['seeds'])} | {v['budget']} | {v['compute_s']:.0f} s |")
     lines.append("")
     for v in verdicts:
@@ -241,9 +247,9 @@ def _update_project_readme(results_dir: Path, verdicts: list[dict]) -> None:
     rel = results_dir.name
     rows = ["| study | claim | verdict | seeds | budget |", "|---|---|---|---|---|"]
     for v in verdicts:
-        parts = "; ".join(f"{p['part']}: {p['word']}" for p in v["parts"])
-        rows.append(f"| [{v['study']}]({rel}/{v['study']}/README.md) | {v['claim']} | **{v['word']}** ({parts}) | "
-                    f"{len(v['seeds'])} | {v['budget']} |")
+        parts = cell("; ".join(f"{p['part']}: {p['word']}" for p in v["parts"]))
+        link = f"[{v['study']}]({rel}/{v['study']}/README.md)"
+        rows.append(f"| {link} | {cell(v['claim'])} | **{v['word']}** ({parts}) | {len(v['seeds'])} | {v['budget']} |")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
     readme.write_text(head + START + "\n" + "\n".join(rows) + "\n" + END + tail)

@@ -98,3 +98,13 @@ def test_initializer_sets_weight_norm_direction_and_scale():
     layer = models.weight_layers(m)[1]
     w = layer.weight
     assert torch.allclose(w @ w.T, torch.eye(w.shape[0]), atol=1e-5)  # g = ||v|| keeps the function
+
+
+def test_probing_restores_mode_and_running_statistics():
+    m = build(norm="batch").eval()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    with models.probing(m, train=True):
+        assert m.training
+        m(torch.randn(16, 1, 8, 8) * 5 + 3)  # would move the running statistics
+    assert not m.training
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
