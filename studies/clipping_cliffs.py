@@ -234,7 +234,7 @@ def verdict(df: pd.DataFrame, curves: dict[str, pd.DataFrame]) -> list[stats.Ver
     v1 = stats.effect_verdict(
         "wall exists", f"max / median gradient norm of the single unit's error on the (w, b) grid > {WALL_RATIO:g}",
         [ratio], "ratio", f"reproduced if the ratio is above {WALL_RATIO:g} (a deterministic function: no CI)",
-        f"On a {GRID_N}x{GRID_N} over w in {GRID_W}, b in {GRID_B} the largest gradient norm is "
+        f"On a {GRID_N}x{GRID_N} grid over w in {GRID_W}, b in {GRID_B} the largest gradient norm is "
         f"{np.nanmax(g['grad_norm']):.3g}, the median {np.nanmedian(g['grad_norm']):.3g}: ratio {{effect:.3g}}.",
         above=WALL_RATIO)
 
