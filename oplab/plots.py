@@ -7,6 +7,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
@@ -35,10 +36,16 @@ def curves(ax, df: pd.DataFrame, x: str, y: str, hue: str, xlabel: str, ylabel: 
 
 def points(ax, df: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: str, title: str = "",
            order=None) -> None:
-    """One point per seed, and the mean with a bootstrap 95% CI."""
-    sns.stripplot(data=df, x=x, y=y, order=order, ax=ax, alpha=0.6, jitter=0.15, color="0.4")
+    """One point per seed, and the mean with a bootstrap 95% CI (jitter and bootstrap seeded,
+    so the same records give the same picture)."""
+    state = np.random.get_state()
+    np.random.seed(0)  # seaborn's strip jitter draws from numpy's global generator
+    try:
+        sns.stripplot(data=df, x=x, y=y, order=order, ax=ax, alpha=0.6, jitter=0.15, color="0.4")
+    finally:
+        np.random.set_state(state)
     sns.pointplot(data=df, x=x, y=y, order=order, ax=ax, errorbar=("ci", 95), linestyle="none",
-                  color="C3", markers="D", capsize=0.15)
+                  color="C3", markers="D", capsize=0.15, seed=0)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
