@@ -65,11 +65,13 @@ def test_report_only_rebuilds_the_same_report(tmp_path):
     assert cli.main([WN], args) == 0
     verdict = (tmp_path / "wn_vs_bn" / "verdict.json").read_text()
     table = (tmp_path / "wn_vs_bn" / "table.csv").read_text()
+    figures = {f.name: f.read_bytes() for f in (tmp_path / "wn_vs_bn").glob("*.png")}
     (tmp_path / "wn_vs_bn" / "verdict.json").unlink()
     (tmp_path / "README.md").unlink()
     assert cli.main([WN], args + ["--report-only"]) == 0
     assert (tmp_path / "wn_vs_bn" / "verdict.json").read_text() == verdict
     assert (tmp_path / "wn_vs_bn" / "table.csv").read_text() == table
+    assert figures and {f.name: f.read_bytes() for f in (tmp_path / "wn_vs_bn").glob("*.png")} == figures
     assert "wn_vs_bn" in (tmp_path / "README.md").read_text()
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["wn_vs_bn"]["n_trials"] == 16 and manifest["wn_vs_bn"]["provenance"]["torch"]
