@@ -43,3 +43,25 @@ def test_missing_standard_dataset_says_how_to_get_it(tmp_path):
         data.check_available("mnist", tmp_path)
     with pytest.raises(KeyError, match="unknown dataset .mnist6k.; valid: .*mnist1d, mnist5k"):
         data.load(DataConfig("mnist6k"))
+
+
+def _write_idx(path, array: np.ndarray) -> None:
+    """torchvision's raw MNIST format: magic (0, 0, type 0x08 = ubyte, ndim), big-endian dims, data."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def test_standard_dataset_loads_from_the_data_dir(tmp_path):
+    """The real torchvision loading path, on a tiny MNIST written here (no network)."""
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 30), ("t10k", 10)):
+        _write_idx(raw / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(raw / f"{split}-labels-idx1-ubyte", rng.integers(0, 10, n))
+    data.check_available("mnist", tmp_path)  # present: no error
+    d = data.load(DataConfig("mnist", n_train=20), data_dir=tmp_path)
+    assert d.x_train.shape == (20, 1, 28, 28) and d.x_test.shape == (10, 1, 28, 28)
+    full = data.load(DataConfig("mnist"), data_dir=tmp_path)
+    assert abs(float(full.x_train.mean())) < 1e-5 and abs(float(full.x_train.std()) - 1) < 1e-2
+    assert d.y_train.dtype == torch.long and int(d.y_train.max()) < 10

@@ -88,7 +88,7 @@ def test_initializers_follow_their_rules():
     w = models.weight_layers(m)[1].weight  # 300 x 300
     assert torch.allclose(w @ w.T, 4 * torch.eye(300), atol=1e-4)
     init.apply(m, InitConfig("he"))
-    assert abs(float(models.weight_layers(m)[1].weight.std()) - math.sqrt(2 / 300)) < 0.003
+    assert abs(float(models.weight_layers(m)[1].weight.detach().std()) - math.sqrt(2 / 300)) < 0.003
     assert all(float(layer.bias.abs().max()) == 0 for layer in models.weight_layers(m))
 
 
