@@ -42,8 +42,8 @@ def frame(specs: list, recs: dict[str, Record]) -> pd.DataFrame:
         rec = recs.get(s.key)
         if rec is None:
             continue
-        row: dict[str, Any] = {"arm": s.arm, "seed": s.seed, "key": s.key, "status": rec.status,
-                               "diverged_step": rec.diverged_step}
+        row: dict[str, Any] = {"arm": s.arm, "seed": s.seed, "budget": s.budget, "key": s.key,
+                               "status": rec.status, "diverged_step": rec.diverged_step}
         row.update(rec.final)
         row.update(rec.timings)
         row.update(_flat(rec.config, "cfg."))
