@@ -74,4 +74,5 @@ def test_report_only_rebuilds_the_same_report(tmp_path):
     assert figures and {f.name: f.read_bytes() for f in (tmp_path / "wn_vs_bn").glob("*.png")} == figures
     assert "wn_vs_bn" in (tmp_path / "README.md").read_text()
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert manifest["wn_vs_bn"]["n_trials"] == 16 and manifest["wn_vs_bn"]["provenance"]["torch"]
+    assert manifest["wn_vs_bn"]["n_trials"] == 2 * len(WN.arms("smoke"))  # --seeds 2, every arm its own config
+    assert manifest["wn_vs_bn"]["provenance"]["torch"]

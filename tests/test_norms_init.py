@@ -89,7 +89,7 @@ def test_initializers_follow_their_rules():
     assert torch.allclose(w @ w.T, 4 * torch.eye(300), atol=1e-4)
     init.apply(m, InitConfig("he"))
     assert abs(float(models.weight_layers(m)[1].weight.detach().std()) - math.sqrt(2 / 300)) < 0.003
-    assert all(float(layer.bias.abs().max()) == 0 for layer in models.weight_layers(m))
+    assert all(float(layer.bias.detach().abs().max()) == 0 for layer in models.weight_layers(m))
 
 
 def test_initializer_sets_weight_norm_direction_and_scale():
