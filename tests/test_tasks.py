@@ -139,7 +139,7 @@ def test_single_unit_dataset_error_is_the_papers():
     d = tasks.single_unit_target()
     model = models.build(ModelConfig("single_unit", 1, 1, "sigmoid", options={"w0": 3.0, "b0": -1.0}), (1,), 1)
     err = torch.nn.functional.mse_loss(model(d.x_train), d.y_train)
-    assert float(err) == pytest.approx(_loop_loss(3.0, -1.0), rel=1e-9)
+    assert float(err.detach()) == pytest.approx(_loop_loss(3.0, -1.0), rel=1e-9)
 
 
 # --- clipping
