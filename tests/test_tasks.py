@@ -205,7 +205,7 @@ def test_rnn_smart_tanh_init_and_forward():
     w = m.rnn.weight_hh_l0.detach()
     assert torch.linalg.eigvals(w.double()).abs().max().item() == pytest.approx(0.95, rel=1e-5)
     assert int((w != 0).sum(dim=1).max()) <= 15
-    assert float(m.rnn.bias_hh_l0.abs().sum()) == 0.0 and float(m.readout.bias.abs().sum()) == 0.0
+    assert float(m.rnn.bias_hh_l0.detach().abs().sum()) == 0.0 and float(m.readout.bias.detach().abs().sum()) == 0.0
     assert m.rnn.weight_ih_l0.std().item() == pytest.approx(0.01, rel=0.3)
     assert m(torch.zeros(5, 30, 6)).shape == (5, 4)
     with pytest.raises(ValueError, match="smart_tanh"):
