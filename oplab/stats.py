@@ -113,3 +113,14 @@ def overall(verdicts: Sequence[Verdict]) -> str:
         return "not reproduced"
     k = words.count("reproduced")
     return f"partly reproduced ({k}/{len(words)} parts)" if k else "inconclusive"
+
+
+def best_setting(df: pd.DataFrame, by: list[str], param: str, score: str = "train_loss") -> dict:
+    """Per group of `by` columns, the value of `param` (e.g. a learning rate of a grid) with
+    the lowest mean `score` over seeds; a trial that did not finish ok counts as +inf. Ties
+    go to the smaller value. Keys are tuples of the `by` values. For fair tuning, `score`
+    should be a training metric, never a test one."""
+    d = df.copy()
+    d["_fit"] = d[score].where(d["status"] == "ok", np.inf) if score in d else np.inf
+    best = d.groupby(by + [param])["_fit"].mean().reset_index()
+    return {key: float(g.sort_values(["_fit", param])[param].iloc[0]) for key, g in best.groupby(by)}

@@ -173,10 +173,7 @@ def _label(df: pd.DataFrame) -> pd.DataFrame:
 def chosen(df: pd.DataFrame) -> dict[tuple[str, str], float]:
     """Per (setting, init), the grid rate with the lowest mean final training loss
     (a diverged trial counts as infinite loss)."""
-    d = _label(df)
-    d["fit"] = d["train_loss"].where(d["status"] == "ok", np.inf)
-    best = d.groupby(["setting", "init", "lr"])["fit"].mean().reset_index()
-    return {k: float(g.sort_values(["fit", "lr"])["lr"].iloc[0]) for k, g in best.groupby(["setting", "init"])}
+    return stats.best_setting(_label(df), ["setting", "init"], "lr", score="train_loss")
 
 
 def _selected(df: pd.DataFrame) -> pd.DataFrame:

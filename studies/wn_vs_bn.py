@@ -128,10 +128,7 @@ def _label(df: pd.DataFrame) -> pd.DataFrame:
 def chosen(df: pd.DataFrame) -> dict[tuple[str, str], float]:
     """Per (net, parameterization), the grid rate with the lowest mean final training loss
     (a diverged trial counts as infinite loss)."""
-    d = _label(df)
-    d["fit"] = d["train_loss"].where(d["status"] == "ok", np.inf) if "train_loss" in d else np.inf
-    best = d.groupby(["net", "norm", "lr"])["fit"].mean().reset_index()
-    return {key: float(g.sort_values("fit")["lr"].iloc[0]) for key, g in best.groupby(["net", "norm"])}
+    return stats.best_setting(_label(df), ["net", "norm"], "lr", score="train_loss")
 
 
 def _selected(df: pd.DataFrame, curves: dict[str, pd.DataFrame]) -> pd.DataFrame:

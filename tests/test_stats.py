@@ -39,3 +39,13 @@ def test_paired_differences_and_summary():
     assert s.loc["b", "mean"] == 4.0 and s.loc["b", "n"] == 3 and s.loc["a", "std"] == pytest.approx(np.sqrt(2))
     ver = stats.effect_verdict("p", "c", [1.0, 2.0, 3.0], "u", "r", "mean {effect:.1f}", above=0)
     assert ver.word == "reproduced" and ver.evidence == "mean 2.0" and ver.n == 3
+
+
+def test_best_setting_picks_the_lowest_mean_training_score():
+    df = pd.DataFrame({
+        "arm": ["a"] * 4 + ["b"] * 4, "lr": [0.1, 0.1, 0.3, 0.3] * 2, "seed": [0, 1] * 4,
+        "status": ["ok", "ok", "ok", "diverged", "ok", "ok", "ok", "ok"],
+        "train_loss": [0.5, 0.7, 0.1, np.nan, 0.4, 0.4, 0.2, 0.2],
+    })
+    best = stats.best_setting(df, ["arm"], "lr")
+    assert best == {("a",): 0.1, ("b",): 0.3}  # a diverged trial makes its rate lose
