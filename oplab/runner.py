@@ -170,7 +170,8 @@ def _run_dask(todo: list[TrialSpec], runtime: Runtime, scheduler: str | None, co
         from dask.distributed import Client, as_completed
     except ImportError:
         raise RuntimeError("--executor dask needs dask.distributed: pip install 'oplab[cluster]'") from None
-    client = Client(scheduler) if scheduler else Client(processes=False)
+    # without a scheduler: an in-process cluster (for trying the path out)
+    client = Client(scheduler) if scheduler else Client(processes=False, n_workers=1, threads_per_worker=2)
     try:
         futures = [client.submit(run_spec, s, runtime, pure=False) for s in todo]
         for fut in as_completed(futures):

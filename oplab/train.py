@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import threading
 import time
 from dataclasses import dataclass
 
@@ -57,14 +58,20 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task: str
     return result
 
 
+# torch's random generator and thread count are per process: trials that share a process
+# (threads of a Dask worker) must take turns, or they would draw from each other's seeds
+_ONE_AT_A_TIME = threading.Lock()
+
+
 def train(trial: Trial, seed: int, runtime: Runtime = Runtime()) -> Record:
-    t_start = time.perf_counter()
-    prev_threads = torch.get_num_threads()
-    torch.set_num_threads(runtime.threads)
-    try:
-        return _train(trial, seed, runtime, t_start)
-    finally:
-        torch.set_num_threads(prev_threads)
+    with _ONE_AT_A_TIME:
+        t_start = time.perf_counter()
+        prev_threads = torch.get_num_threads()
+        torch.set_num_threads(runtime.threads)
+        try:
+            return _train(trial, seed, runtime, t_start)
+        finally:
+            torch.set_num_threads(prev_threads)
 
 
 def _sync(device: torch.device) -> None:
