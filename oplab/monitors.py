@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from oplab.models import forward_inputs, probing, weight_layers
+from oplab.norms import is_weight_normed
 from oplab.registry import Registry
 
 MONITORS = Registry("monitor")
@@ -128,11 +129,7 @@ def params(model: nn.Module, loss_fn: LossFn, x, y, *, max_scalars: int = 8) -> 
 
 def _direction_params(model: nn.Module) -> list[torch.Tensor]:
     """The weight each Linear/Conv unit's direction lives in: the weight, or v for a weight-normed layer."""
-    out = []
-    for m in weight_layers(model):
-        pz = getattr(m, "parametrizations", None)
-        out.append(pz.weight.original1 if pz is not None and "weight" in pz else m.weight)
-    return out
+    return [m.parametrizations.weight.original1 if is_weight_normed(m) else m.weight for m in weight_layers(model)]
 
 
 @MONITORS.register("noise_alignment")

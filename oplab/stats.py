@@ -124,3 +124,11 @@ def best_setting(df: pd.DataFrame, by: list[str], param: str, score: str = "trai
     d["_fit"] = d[score].where(d["status"] == "ok", np.inf) if score in d else np.inf
     best = d.groupby(by + [param])["_fit"].mean().reset_index()
     return {key: float(g.sort_values(["_fit", param])[param].iloc[0]) for key, g in best.groupby(by)}
+
+
+def rows_at_best(df: pd.DataFrame, by: list[str], param: str, score: str = "train_loss") -> pd.DataFrame:
+    """The rows of `df` whose `param` is their group's `best_setting` (e.g. every seed of each
+    arm at the learning rate chosen for that arm)."""
+    best = best_setting(df, by, param, score)
+    keys = df[by].itertuples(index=False, name=None)
+    return df[[best.get(k) == v for k, v in zip(keys, df[param])]].copy()

@@ -177,10 +177,7 @@ def chosen(df: pd.DataFrame) -> dict[tuple[str, str], float]:
 
 
 def _selected(df: pd.DataFrame) -> pd.DataFrame:
-    d = _label(df)
-    lrs = chosen(df)
-    keep = [lrs.get((s, i)) == lr for s, i, lr in zip(d["setting"], d["init"], d["lr"])]
-    return d[keep].copy()
+    return stats.rows_at_best(_label(df), ["setting", "init"], "lr", score="train_loss")
 
 
 def _per_seed(sel: pd.DataFrame, settings: list[str] | None = None) -> pd.DataFrame:

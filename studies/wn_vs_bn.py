@@ -133,9 +133,7 @@ def chosen(df: pd.DataFrame) -> dict[tuple[str, str], float]:
 
 def _selected(df: pd.DataFrame, curves: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """The trials at each (net, norm)'s chosen rate, with their epoch-1 training loss."""
-    d = _label(df)
-    lrs = chosen(df)
-    sel = d[[lrs.get((n, m)) == lr for n, m, lr in zip(d["net"], d["norm"], d["lr"])]].copy()
+    sel = stats.rows_at_best(_label(df), ["net", "norm"], "lr", score="train_loss")
     ev = curves["eval"]
     e1 = ev[np.isclose(ev["epoch"], 1.0)][["arm", "seed", "train_loss"]].rename(columns={"train_loss": "epoch1_loss"})
     sel = sel.merge(e1, on=["arm", "seed"], how="left")
@@ -164,11 +162,11 @@ def verdict(df: pd.DataFrame, curves: dict[str, pd.DataFrame]) -> list[stats.Ver
             "(95% CI [{lo:+.3f}, {hi:+.3f}], n={n} seeds; " + f"Adam lr plain {lrs.get((net, 'plain'), nan):g}, "
             f"WN {lrs.get((net, 'WN'), nan):g}).", above=0.0))
 
-    main = sel[sel["net"] == MAIN[_budget(df)]]
-    err = main.groupby("norm")["test_err_pp"].mean()
+    main_net = MAIN[_budget(df)]
+    err = sel[sel["net"] == main_net].groupby("norm")["test_err_pp"].mean()
     parts.append(stats.effect_verdict(
-        "WN+MOBN vs BN", f"{MAIN[_budget(df)]}: WN+MOBN's minus BN's final test error < {MARGIN_PP} pp",
-        _paired(sel, MAIN[_budget(df)], "test_err_pp", "WN+MOBN", "BN"), "percentage points",
+        "WN+MOBN vs BN", f"{main_net}: WN+MOBN's minus BN's final test error < {MARGIN_PP} pp",
+        _paired(sel, main_net, "test_err_pp", "WN+MOBN", "BN"), "percentage points",
         f"reproduced if the CI is below +{MARGIN_PP} pp",
         "WN+MOBN's test error minus BN's is {effect:+.2f} pp (95% CI [{lo:+.2f}, {hi:+.2f}], n={n}); "
         f"BN {err.get('BN', nan):.2f} %, WN+MOBN {err.get('WN+MOBN', nan):.2f} %.", below=MARGIN_PP))

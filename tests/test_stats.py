@@ -49,3 +49,10 @@ def test_best_setting_picks_the_lowest_mean_training_score():
     })
     best = stats.best_setting(df, ["arm"], "lr")
     assert best == {("a",): 0.1, ("b",): 0.3}  # a diverged trial makes its rate lose
+
+
+def test_rows_at_best_keeps_every_seed_of_the_chosen_rate():
+    df = pd.DataFrame({"arm": ["a"] * 4, "lr": [0.1, 0.1, 0.3, 0.3], "seed": [0, 1, 0, 1],
+                       "status": ["ok"] * 4, "train_loss": [0.5, 0.7, 0.1, 0.2]})
+    rows = stats.rows_at_best(df, ["arm"], "lr")
+    assert rows["lr"].tolist() == [0.3, 0.3] and rows["seed"].tolist() == [0, 1]
