@@ -4,6 +4,12 @@ The core is a one-way pipeline: a study's arms become trial configs
 (`oplab.config`), the runner (`oplab.runner`) trains each (`oplab.train`) and
 stores a Record (`oplab.records`); analysis (`oplab.stats`, `oplab.report`)
 reads the stored records only.
+
+Importing the package imports `oplab.data` (image datasets) and `oplab.tasks`
+(synthetic tasks), so every dataset is in `oplab.dataset.DATASETS` whenever
+anything in oplab is imported.
 """
 
 __version__ = "0.1.0"
+
+from oplab import data, tasks  # noqa: E402,F401  register every dataset

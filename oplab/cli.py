@@ -68,6 +68,9 @@ def build_parser(prog: str, study_names: list[str]) -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, metavar="DIR",
                    help="where standard datasets live (default: ~/.cache/oplab)")
     p.add_argument("--download", action="store_true", help="download missing standard datasets")
+    p.add_argument("--replicate", action="store_true",
+                   help="also run every verdict on a second, disjoint block of seeds (each verdict seed + "
+                        "100) and report, part by part, whether the words agree")
     p.add_argument("--report-only", action="store_true",
                    help="rebuild tables, figures and verdicts from stored records; train nothing")
     p.add_argument("--executor", default="local", choices=runner.EXECUTORS,
@@ -118,16 +121,20 @@ def main(all_studies: list[ModuleType], argv: list[str] | None = None, prog: str
             except BrokenPipeError:  # e.g. piped into `head`
                 sys.stderr.close()
             return 0
-        plan = []
+        plans = []
         for s in selected:
             seeds = (list(range(seeds_arg)) if isinstance(seeds_arg, int) and seeds_arg
                      else seeds_arg or runner.default_seeds(s, args.budget))
-            specs = runner.expand(s, args.budget, seeds)
-            plan.append((s, seeds, specs))
+            try:
+                plans.append(runner.plan(s, args.budget, seeds, replicate=args.replicate))
+            except ValueError as err:
+                raise UsageError(f"argument --seeds: {err}") from None
         if not args.report_only:
             from oplab import data
 
-            for name in sorted({sp.trial.data.name for _, _, specs in plan for sp in specs}):
+            names = {sp.trial.data.name for p in plans for sp in p.tuning + p.trials}
+            names |= {a.trial.data.name for p in plans for a in runner.arms_of(p.study, args.budget).values()}
+            for name in sorted(names):
                 try:
                     data.check_available(name, args.data_dir, args.download)
                 except data.DataMissingError as err:
@@ -138,23 +145,23 @@ def main(all_studies: list[ModuleType], argv: list[str] | None = None, prog: str
 
     results = Path(args.results)
     runtime = Runtime(device=device, data_dir=args.data_dir, download=args.download)
-    all_specs = [sp for _, _, specs in plan for sp in specs]
     t0 = time.perf_counter()
+    names = ", ".join(p.study.NAME for p in plans)
     try:
-        if args.report_only:
-            recs = {}
-            for sp in all_specs:
-                rec = runner.Store(results, sp.study).load(sp.key)
-                if rec is not None:
-                    recs[sp.key] = rec
-            if not recs:
-                print(f"{parser.prog}: error: no stored records under {results} for this budget and these "
-                      "seeds; run without --report-only first", file=sys.stderr)
-                return 2
-        else:
-            recs = runner.run(all_specs, results, runtime, jobs=args.jobs, executor=args.executor,
-                              scheduler=args.scheduler, progress=not args.no_progress,
-                              desc=f"{args.budget}: {', '.join(s.NAME for s in selected)}")
+        recs = _run(args, [sp for p in plans for sp in p.tuning], results, runtime, f"{args.budget} tuning: {names}")
+        for p in plans:
+            runner.finish_plan(p, report.frame(p.tuning, recs))
+        if args.report_only and any(p.tune and not p.trials for p in plans):
+            missing = ", ".join(p.study.NAME for p in plans if p.tune and not p.trials)
+            print(f"{parser.prog}: error: no stored tuning records for {missing} under {results}; run without "
+                  "--report-only first", file=sys.stderr)
+            return 2
+        recs.update(_run(args, [sp for p in plans for sp in p.trials], results, runtime,
+                         f"{args.budget}: {names}"))
+        if args.report_only and not recs:
+            print(f"{parser.prog}: error: no stored records under {results} for this budget and these "
+                  "seeds; run without --report-only first", file=sys.stderr)
+            return 2
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished trials are kept in {results}/<study>/trials; "
               "rerun the same command to continue", file=sys.stderr)
@@ -162,11 +169,28 @@ def main(all_studies: list[ModuleType], argv: list[str] | None = None, prog: str
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # seaborn/matplotlib chatter about layouts
-        for s, seeds, specs in plan:
-            if not any(sp.key in recs for sp in specs):
+        for p in plans:
+            if not any(sp.key in recs for sp in p.trials):
                 continue
-            v = report.write_study(s, specs, recs, results, args.budget, seeds)
-            print(f"{s.NAME:22s} {v['word']}  ->  {results / s.NAME / 'README.md'}")
+            v = report.write_study(p.study, p, recs, results)
+            rep = v["replication"]
+            print(f"{p.study.NAME:22s} {v['word']}" + (f"; replicated {rep['agree']}/{rep['of']}" if rep else "")
+                  + f"  ->  {results / p.study.NAME / 'README.md'}")
         index = report.write_index(results)
     print(f"report: {index}  ({time.perf_counter() - t0:.0f} s)")
     return 0
+
+
+def _run(args, specs: list, results: Path, runtime: Runtime, desc: str) -> dict:
+    """Train the specs not yet stored (or, with --report-only, only load the stored ones)."""
+    if not specs:
+        return {}
+    if args.report_only:
+        recs = {}
+        for sp in specs:
+            rec = runner.Store(results, sp.study).load(sp.key)
+            if rec is not None:
+                recs[sp.key] = rec
+        return recs
+    return runner.run(specs, results, runtime, jobs=args.jobs, executor=args.executor, scheduler=args.scheduler,
+                      progress=not args.no_progress, desc=desc)

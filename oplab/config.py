@@ -127,6 +127,7 @@ class Trial(_Checked):
     log_every: int = 1  # updates between logged gradient norms / batch losses
     monitors: tuple[str, ...] = ()  # names in oplab.monitors.MONITORS
     monitor_every: int = 0  # updates between monitor calls; 0 = at each evaluation
+    monitor_start_only: bool = False  # run the monitors once, before the first update (e.g. statistics at init)
 
     def __post_init__(self) -> None:
         super().__post_init__()

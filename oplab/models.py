@@ -1,8 +1,18 @@
-"""Models: an MLP and a small convnet, with marked slots where a normalizer goes.
+"""Models: an MLP and a small convnet, with marked slots where a normalizer goes;
+and the recurrent models of Pascanu, Mikolov & Bengio (2013).
 
 Every hidden layer is `weight layer -> NormSlot -> activation`. A NormSlot is
 an identity until `oplab.norms.apply` swaps in batch norm or mean-only batch
 norm, so one model definition serves every normalization arm.
+
+The single recurrent unit of the paper's Fig. 6, `x_t = w sigmoid(x_{t-1}) + b`,
+x_0 = 0.5, T = 50, error E = (sigmoid(x_T) - 0.7)^2, is both a trainable model
+(`single_unit`, `SingleUnit`) and a closed-form surface: `single_unit_grid`
+evaluates E and its exact gradient (forward-mode recurrences for dx_t/dw and
+dx_t/db, float64) over a (w, b) grid in one vectorized pass; `wall_ratio` and
+`single_unit_wall_b` locate the wall of huge gradients. The loss surface drawn in
+a study's figure and the "wall exists" check are this deterministic function, not
+trained records. Its target dataset is oplab.tasks' `single_unit_target`.
 """
 
 from __future__ import annotations
@@ -10,6 +20,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -182,10 +193,62 @@ def rnn(*, input_shape, out_dim, depth, width, activation, init: str = "smart_ta
     return model
 
 
+# --- the single recurrent unit (Pascanu et al. 2013, Fig. 6)
+
+SINGLE_UNIT_T = 50
+SINGLE_UNIT_X0 = 0.5
+SINGLE_UNIT_TARGET = 0.7
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free logistic
+
+
+def single_unit_grid(w, b, steps: int = SINGLE_UNIT_T, x0: float = SINGLE_UNIT_X0,
+                     target: float = SINGLE_UNIT_TARGET) -> dict[str, np.ndarray]:
+    """Error E = (sigmoid(x_T) - target)^2 and its gradient at every (w, b) (arrays broadcast
+    together), by forward-mode differentiation of the recurrence in float64.
+
+    Returns dict(loss, dw, db, grad_norm, x_T), each of the broadcast shape."""
+    w, b = np.broadcast_arrays(np.asarray(w, dtype=np.float64), np.asarray(b, dtype=np.float64))
+    x = np.full(w.shape, float(x0))
+    dxdw = np.zeros(w.shape)
+    dxdb = np.zeros(w.shape)
+    for _ in range(steps):
+        s = _sigmoid(x)
+        ds = s * (1.0 - s)
+        # x_t = w s(x_{t-1}) + b: differentiate before overwriting x
+        dxdw, dxdb = s + w * ds * dxdw, 1.0 + w * ds * dxdb
+        x = w * s + b
+    s = _sigmoid(x)
+    r = s - target
+    dEdx = 2.0 * r * s * (1.0 - s)
+    dw, db = dEdx * dxdw, dEdx * dxdb
+    return {"loss": r**2, "dw": dw, "db": db, "grad_norm": np.hypot(dw, db), "x_T": x}
+
+
+def wall_ratio(grid: dict[str, np.ndarray]) -> float:
+    """max / median gradient norm on a grid: large when a thin wall of huge gradients crosses it."""
+    g = grid["grad_norm"][np.isfinite(grid["grad_norm"])]
+    return float(np.max(g) / np.median(g))
+
+
+def single_unit_wall_b(w: float, steps: int = SINGLE_UNIT_T, x0: float = SINGLE_UNIT_X0,
+                       target: float = SINGLE_UNIT_TARGET, half_width: float = 0.05, n: int = 20001) -> float:
+    """The bias b at which the unit, for this w, sits on the wall: the largest gradient norm on a
+    fine scan of b across the line b = x0 - w sigmoid(x0), where x_0 is a fixed point of the map
+    (for w > 1 / sigmoid'(x0), about 4.25, that fixed point is unstable and x_T jumps between the
+    two stable ones as b crosses the line)."""
+    centre = x0 - w * float(_sigmoid(np.asarray(x0)))
+    b = centre + np.linspace(-half_width, half_width, n)
+    g = single_unit_grid(w, b, steps, x0, target)["grad_norm"]
+    return float(b[int(np.nanargmax(g))])
+
+
 class SingleUnit(nn.Module):
     """Pascanu et al.'s Fig. 6 unit: x_t = w sigmoid(x_{t-1}) + b, x_0 given, output sigmoid(x_T)
     for every example of the batch (the input is ignored). Float64, so trajectories along the
-    cliff match oplab.tasks.single_unit_grid."""
+    cliff match single_unit_grid."""
 
     def __init__(self, w0: float, b0: float, steps: int, x0: float):
         super().__init__()
@@ -202,19 +265,17 @@ class SingleUnit(nn.Module):
 
 @MODELS.register("single_unit")
 def single_unit(*, input_shape, out_dim, depth, width, activation, w0: float = 5.0, b0: float | None = None,
-                w0_spread: float = 0.0, steps: int = 50, x0: float = 0.5) -> nn.Module:
+                w0_spread: float = 0.0, steps: int = SINGLE_UNIT_T, x0: float = SINGLE_UNIT_X0) -> nn.Module:
     """The 2-parameter recurrent unit of Pascanu et al. (2013), Fig. 6, started at (w0, b0);
     depth, width and activation are ignored.
 
     w0_spread > 0 adds U(-w0_spread, w0_spread) to w0, drawn from torch's seeded generator (so
     the trial's seed picks the start); b0 = None puts the start on the wall for that w
-    (oplab.tasks.single_unit_wall_b), where the gradient norm is largest."""
+    (single_unit_wall_b), where the gradient norm is largest."""
     if out_dim != 1:
         raise ValueError(f"single_unit has one output, the dataset asks for {out_dim}")
     if w0_spread > 0:
         w0 = w0 + w0_spread * (2.0 * float(torch.rand((), dtype=torch.float64)) - 1.0)
     if b0 is None:
-        from oplab import tasks
-
-        b0 = tasks.single_unit_wall_b(w0, steps=steps, x0=x0)
+        b0 = single_unit_wall_b(w0, steps=steps, x0=x0)
     return SingleUnit(w0, b0, steps, x0)

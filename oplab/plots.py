@@ -11,6 +11,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from oplab import stats  # noqa: E402
+
 sns.set_theme(style="whitegrid", context="notebook")
 BAND = ("pi", 100)  # band = min..max over seeds
 BAND_LABEL = "line: mean over seeds; band: min-max over seeds"
@@ -34,18 +36,27 @@ def curves(ax, df: pd.DataFrame, x: str, y: str, hue: str, xlabel: str, ylabel: 
         ax.legend(title=None, fontsize="small")
 
 
+POINTS_LABEL = "grey: one trial; red: mean with Student-t 95% CI"
+
+
+def t_errorbar(values) -> tuple[float, float]:
+    """Student-t 95% interval of the mean, for seaborn's `errorbar`."""
+    _, ci = stats.t_interval(np.asarray(values, dtype=float))
+    return ci
+
+
 def points(ax, df: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: str, title: str = "",
            order=None) -> None:
-    """One point per seed, and the mean with a bootstrap 95% CI (jitter and bootstrap seeded,
-    so the same records give the same picture)."""
+    """One point per trial, and the mean with a Student-t 95% CI (jitter seeded, so the same
+    records give the same picture)."""
     state = np.random.get_state()
     np.random.seed(0)  # seaborn's strip jitter draws from numpy's global generator
     try:
         sns.stripplot(data=df, x=x, y=y, order=order, ax=ax, alpha=0.6, jitter=0.15, color="0.4")
     finally:
         np.random.set_state(state)
-    sns.pointplot(data=df, x=x, y=y, order=order, ax=ax, errorbar=("ci", 95), linestyle="none",
-                  color="C3", markers="D", capsize=0.15, seed=0)
+    sns.pointplot(data=df, x=x, y=y, order=order, ax=ax, errorbar=t_errorbar, linestyle="none",
+                  color="C3", markers="D", capsize=0.15)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)

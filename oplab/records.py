@@ -29,11 +29,16 @@ class Record:
     seed: int
     status: str  # "ok" or "diverged"
     curves: dict[str, dict[str, list]]  # table name -> column -> values (e.g. "eval": step, test_loss...)
-    final: dict[str, Any]  # final metrics (test_loss, test_acc, train_loss, steps, ...)
+    # final metrics: steps, clipped_steps; when ok: train_loss_running (mean minibatch loss since the last
+    # evaluation), train_loss_full (the whole training split, eval mode), test_loss, test_acc, test_err
+    final: dict[str, Any]
     timings: dict[str, float]  # wall_s, train_s, time_per_step_ms, ...
     provenance: dict[str, Any]
     diverged_step: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # e.g. an initializer's report
+    # documented fields: "n_params"; "init": the initializer's report as oplab.init documents it
+    # (lsuv: {"tol", "tmax", "layers": [{"layer", "var_before", "var", "iters"}, ...]}); "data_init":
+    # weight norm's data-dependent init report
+    extra: dict[str, Any] = field(default_factory=dict)
     key: str = ""
     study: str = ""
     budget: str = ""

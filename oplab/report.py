@@ -9,7 +9,9 @@ gives the same files.
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import re
 from pathlib import Path
 from types import ModuleType
@@ -21,39 +23,31 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from oplab import stats  # noqa: E402
+from oplab import kit, stats  # noqa: E402
 from oplab.records import Record  # noqa: E402
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        elif not isinstance(v, list):
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def frame(specs: list, recs: dict[str, Record]) -> pd.DataFrame:
-    """One row per (arm, seed): final metrics, status, timings, flattened config."""
+    """One row per (arm, seed, block): the arm's factors as plain columns, then final metrics,
+    status and timings. The record's documented `extra` (e.g. the initializer's report) rides along."""
     rows = []
     for s in specs:
         rec = recs.get(s.key)
         if rec is None:
             continue
-        row: dict[str, Any] = {"arm": s.arm, "seed": s.seed, "budget": s.budget, "key": s.key,
-                               "status": rec.status, "diverged_step": rec.diverged_step}
+        row: dict[str, Any] = {"arm": s.arm, "seed": s.seed, "block": s.block, "budget": s.budget, "key": s.key}
+        row.update(dict(s.factors))
+        row.update({"status": rec.status, "diverged_step": rec.diverged_step})
         row.update(rec.final)
         row.update(rec.timings)
-        row.update(_flat(rec.config, "cfg."))
         row["extra"] = rec.extra
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def curves(specs: list, recs: dict[str, Record]) -> dict[str, pd.DataFrame]:
-    """Long dataframes of each curve table ("eval", "log", "monitor"), with arm and seed."""
+    """Long dataframes of each curve table ("eval", "log", "monitor"), with arm, seed, block
+    and the arm's factors."""
     parts: dict[str, list[pd.DataFrame]] = {}
     for s in specs:
         rec = recs.get(s.key)
@@ -61,10 +55,10 @@ def curves(specs: list, recs: dict[str, Record]) -> dict[str, pd.DataFrame]:
             continue
         for name, cols in rec.curves.items():
             n = len(cols.get("step", []))
-            cols = {k: v for k, v in cols.items() if len(v) == n}
-            d = pd.DataFrame(cols)
-            d.insert(0, "seed", s.seed)
-            d.insert(0, "arm", s.arm)
+            d = pd.DataFrame({k: v for k, v in cols.items() if len(v) == n})
+            lead = {"arm": s.arm, "seed": s.seed, "block": s.block, **dict(s.factors)}
+            for i, (k, v) in enumerate(lead.items()):
+                d.insert(i, k, v)
             parts.setdefault(name, []).append(d)
     return {k: pd.concat(v, ignore_index=True) for k, v in parts.items()}
 
@@ -93,43 +87,75 @@ def markdown_table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def write_study(study: ModuleType, specs: list, recs: dict[str, Record], results_dir: Path,
-                budget: str, seeds: list[int]) -> dict:
-    """Write results/<study>/{table.csv, table.md, *.png, verdict.json, README.md}; return the verdict dict."""
+def _judge(study: ModuleType, df: pd.DataFrame, cv: dict, ctx: kit.Context):
+    """The study's per-trial table (its `measure`, if any) and its verdict parts for one block."""
+    t = study.measure(df, cv, ctx) if hasattr(study, "measure") else df
+    return t, study.verdict(t, ctx)
+
+
+def _block(df: pd.DataFrame, cv: dict[str, pd.DataFrame], block: str):
+    if df.empty:
+        return df, {}
+    return df[df["block"] == block].reset_index(drop=True), {k: v[v["block"] == block] for k, v in cv.items()}
+
+
+def write_study(study: ModuleType, plan, recs: dict[str, Record], results_dir: Path) -> dict:
+    """Write results/<study>/{table*.csv, table.md, *.png, verdict.json, README.md, section.md}
+    from the plan's stored records; return the verdict dict."""
     out = Path(results_dir) / study.NAME
-    out.mkdir(parents=True, exist_ok=True)
-    df = frame(specs, recs)
-    cv = curves(specs, recs)
-    verdicts = study.verdict(df, cv)
-    tables = study.tables(df, cv)
-    figures = study.figures(df, cv)
+    specs = plan.tuning + plan.trials
+    df_all = frame(specs, recs)
+    cv_all = curves(specs, recs)
+    tuning, _ = _block(df_all, {}, "tuning")
+    if plan.tune is not None and len(tuning):
+        tuning = kit.mark_chosen(tuning, plan.tune)
+    setup = getattr(study, "SETUP", {}).get(plan.budget, {})
 
+    def context(block: str, seeds: list[int]) -> kit.Context:
+        return kit.Context(plan.budget, tuple(seeds), block, setup, tuning if plan.tune else None, plan.tune)
+
+    ctx = context("verdict", plan.seeds)
+    df, cv = _block(df_all, cv_all, "verdict")
+    t, verdicts = _judge(study, df, cv, ctx)
+    tables = study.tables(t, cv, ctx)
+    figures = study.figures(t, cv, ctx)
+    replication = None
+    if plan.replication:
+        rdf, rcv = _block(df_all, cv_all, "replication")
+        if len(rdf):
+            _, rep = _judge(study, rdf, rcv, context("replication", plan.replication))
+            replication = _replication(verdicts, rep, plan.replication)
+
+    files: dict[str, bytes] = {}
     table_md = []
-    for i, (name, t) in enumerate(tables.items()):
+    for i, (name, tab) in enumerate(tables.items()):
         stem = "table" if i == 0 else f"table_{slug(name)}"
-        t.to_csv(out / f"{stem}.csv", index=False)
-        table_md.append((name, markdown_table(t)))
-    (out / "table.md").write_text("\n\n".join(f"### {n}\n\n{t}" for n, t in table_md) + "\n")
-
+        files[f"{stem}.csv"] = tab.to_csv(index=False).encode()
+        table_md.append((name, markdown_table(tab)))
+    files["table.md"] = ("\n\n".join(f"### {n}\n\n{t}" for n, t in table_md) + "\n").encode()
     fig_files = []
     for name, fig in figures.items():
-        fig.savefig(out / f"{name}.png", dpi=110, bbox_inches="tight")
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
         plt.close(fig)
+        files[f"{name}.png"] = buf.getvalue()
         fig_files.append(f"{name}.png")
 
-    recs_used = [recs[s.key] for s in specs if s.key in recs]
-    unique = {r.key: r for r in recs_used}.values()
+    used = {s.key: recs[s.key] for s in specs if s.key in recs}
+    unique = used.values()
     dates = sorted(r.provenance.get("date", "") for r in unique)
     verdict = {
         "study": study.NAME,
         "title": study.TITLE,
         "claim": study.CLAIM,
         "source": study.SOURCE,
-        "budget": budget,
-        "seeds": list(seeds),
+        "budget": plan.budget,
+        "seeds": list(plan.seeds),
         "word": stats.overall(verdicts),
         "parts": [v.to_dict() for v in verdicts],
-        "n_trials": len(unique),
+        "replication": replication,
+        "protocol": protocol(plan),
+        "n_trials": len(used),
         "n_missing": len({s.key for s in specs} - set(recs)),
         "n_diverged": sum(r.status == "diverged" for r in unique),
         "compute_s": round(sum(r.timings.get("wall_s", 0.0) for r in unique), 1),
@@ -139,11 +165,60 @@ def write_study(study: ModuleType, specs: list, recs: dict[str, Record], results
         "records_to": dates[-1] if dates else "",
         "provenance": _provenance_summary(unique),
     }
-    (out / "verdict.json").write_text(json.dumps(verdict, indent=1, default=float) + "\n")
-    (out / "README.md").write_text(study_section(study, verdict, table_md, level=1))
+    files["verdict.json"] = (json.dumps(verdict, indent=1, default=float) + "\n").encode()
+    files["README.md"] = study_section(study, verdict, table_md, level=1).encode()
     # the same section one heading level down, with paths from results/, for results/README.md
-    (out / "section.md").write_text(study_section(study, verdict, table_md, level=2, prefix=f"{study.NAME}/"))
+    files["section.md"] = study_section(study, verdict, table_md, level=2, prefix=f"{study.NAME}/").encode()
+    out.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        _atomic_write(out / name, data)
     return verdict
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _seed_text(seeds: list[int]) -> str:
+    if seeds and seeds == list(range(seeds[0], seeds[0] + len(seeds))) and len(seeds) > 2:
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ", ".join(map(str, seeds))
+
+
+def protocol(plan) -> str:
+    """How the seeds were used, in one paragraph (written into the report)."""
+    parts = []
+    if plan.tune is not None:
+        t = plan.tune
+        parts.append(f"Tuning: `{t.factor}` chosen per ({', '.join(t.within)}) as the grid level with the lowest "
+                     f"mean `{t.score}` (a training metric; a failed trial counts as +inf) on tuning seeds "
+                     f"{_seed_text(plan.tuning_seeds)}, which decide no verdict; only the chosen arms are trained "
+                     "on the verdict seeds.")
+    parts.append(f"Verdict seeds: {_seed_text(plan.seeds)}.")
+    if plan.replication:
+        parts.append(f"Replication: the same verdict on seeds {_seed_text(plan.replication)} (verdict seeds + "
+                     f"{kit.REPLICATION_OFFSET}).")
+    parts.append(f"Intervals are 95%: Student t for means of per-seed values and paired differences, t on log "
+                 f"ratios for ratios, Clopper-Pearson for rates, Newcombe's paired interval for paired rates; a "
+                 f"part needs at least {stats.MIN_SEEDS} seeds for a decisive word. The study reads \"reproduced\" "
+                 "only if every part does, which keeps its false-positive rate at a single part's (2.5%, one-sided) "
+                 "without a multiple-comparison correction.")
+    return " ".join(parts)
+
+
+def _replication(main: list, rep: list, seeds: list[int]) -> dict:
+    by_part = {v.part: v for v in rep}
+    rows, agree = [], 0
+    for v in main:
+        r = by_part.get(v.part)
+        same = r is not None and r.word == v.word
+        agree += same
+        rows.append({"part": v.part, "word": v.word, "replication_word": r.shown if r else "missing",
+                     "effect": r.effect if r else float("nan"), "ci": list(r.ci) if r else [float("nan")] * 2,
+                     "n": r.n if r else 0, "agree": bool(same)})
+    return {"seeds": list(seeds), "word": stats.overall(rep), "parts": rows, "agree": agree, "of": len(main)}
 
 
 def _provenance_summary(recs) -> dict:
@@ -158,26 +233,38 @@ def _provenance_summary(recs) -> dict:
 
 
 def _ci(p: dict) -> str:
-    return f"{p['effect']:.3g} [{p['ci'][0]:.3g}, {p['ci'][1]:.3g}] {p['unit']}"
+    return f"{p['effect']:.3g} {stats.interval_text(tuple(p['ci']))} {p['unit']}"
+
+
+def _replicated(v: dict) -> str:
+    r = v.get("replication")
+    return f"{r['agree']}/{r['of']} parts agree" if r else "not run"
 
 
 def study_section(study: ModuleType, v: dict, table_md: list[tuple[str, str]], level: int = 2,
                   prefix: str = "") -> str:
     h = "#" * level
+    rep = v.get("replication")
     lines = [f"{h} {v['title']} (`{v['study']}`)", "",
              f"**Claim.** {v['claim']}", "", f"**Source.** {v['source']}", "",
-             f"**Verdict: {v['word']}** — budget `{v['budget']}`, seeds {v['seeds']}, "
-             f"{v['n_trials']} trials ({v['n_diverged']} diverged), {v['compute_s']:.0f} s of compute.", ""]
+             f"**Verdict: {v['word']}** — budget `{v['budget']}`, seeds {_seed_text(v['seeds'])}, "
+             f"{v['n_trials']} trials ({v['n_diverged']} diverged), {v['compute_s']:.0f} s of compute. "
+             f"**Replicated: {_replicated(v)}**" + (f" (seeds {_seed_text(rep['seeds'])}: {rep['word']})." if rep
+                                                     else " (run with `--replicate`)."), ""]
     if v["n_missing"]:
         lines += [f"*{v['n_missing']} trials are missing from the store: rerun to complete.*", ""]
-    lines += ["| part | tested claim | effect [95% CI] | rule | verdict |", "|---|---|---|---|---|"]
+    reps = {r["part"]: r for r in rep["parts"]} if rep else {}
+    lines += ["| part | tested claim | effect [95% CI] | rule | verdict | replication |", "|---|---|---|---|---|---|"]
     for p in v["parts"]:
-        lines.append(f"| {cell(p['part'])} | {cell(p['claim'])} | {cell(_ci(p))} (n={p['n']}) | {cell(p['rule'])} | "
-                     f"**{p['word']}** |")
+        r = reps.get(p["part"])
+        rtext = (f"{r['replication_word']}: {r['effect']:.3g} {stats.interval_text(tuple(r['ci']))} (n={r['n']})"
+                 if r else "—")
+        lines.append(f"| {cell(p['part'])} | {cell(p['claim'])} | {cell(_ci(p))} (n={p['n']}, {p['method']}) | "
+                     f"{cell(p['rule'])} | **{p['shown']}** | {cell(rtext)} |")
     lines.append("")
     for p in v["parts"]:
         lines.append(f"- *{p['part']}*: {p['evidence']}")
-    lines.append("")
+    lines += ["", f"**Protocol.** {v['protocol']}", ""]
     setup = (study.__doc__ or "").strip()
     if setup:
         lines += [f"{h}# Setup", "", setup, ""]
@@ -192,8 +279,8 @@ def study_section(study: ModuleType, v: dict, table_md: list[tuple[str, str]], l
 
 
 def write_index(results_dir: Path, budget_note: str = "") -> Path:
-    """results/README.md: the scorecard of every study with a verdict on disk, then links;
-    results/manifest.json: provenance of each study's records."""
+    """results/README.md: the scorecard of every study with a verdict on disk, then its
+    section; results/manifest.json: provenance of each study's records."""
     results_dir = Path(results_dir)
     verdicts = []
     for f in sorted(results_dir.glob("*/verdict.json")):
@@ -203,20 +290,21 @@ def write_index(results_dir: Path, budget_note: str = "") -> Path:
             continue
     lines = ["# oplab results", "",
              "Each verdict below is computed from the stored trial records in `<study>/trials/`; "
-             "rebuild this page without training by `python run_all.py --report-only`. "
-             "Effects are means over seeds with percentile-bootstrap 95% confidence intervals.", ""]
+             "rebuild this page without training by `python run_all.py --report-only` (add `--replicate` to "
+             "include the replication block). Effects are means over seeds with 95% intervals whose coverage "
+             "holds at small n (Student t, t on log ratios, Clopper-Pearson, Newcombe); a part needs at least "
+             f"{stats.MIN_SEEDS} seeds for a decisive word. \"Replicated\" counts the parts whose word is the "
+             "same on a second, disjoint block of seeds.", ""]
     if budget_note:
         lines += [budget_note, ""]
     lines += ["## Scorecard", "",
-              "| study | claim | source | verdict | effect [95% CI] | seeds | budget | compute |",
+              "| study | claim | source | verdict | replicated | seeds | budget | compute |",
               "|---|---|---|---|---|---|---|---|"]
     for v in verdicts:
-        first = v["parts"][0] if v["parts"] else None
-        eff = cell(f"{first['part']}: {_ci(first)}") if first else "—"
         m = re.match(r"(.*?arXiv [\d.]+)", v["source"])  # "Authors year, Title, arXiv id"
         src = m.group(1) if m else v["source"][:80]
         lines.append(f"| [{v['study']}]({v['study']}/README.md) | {cell(v['claim'])} | {cell(src)} | **{v['word']}** | "
-                     f"{eff} | {len(v['seeds'])} | {v['budget']} | {v['compute_s']:.0f} s |")
+                     f"{_replicated(v)} | {len(v['seeds'])} | {v['budget']} | {v['compute_s']:.0f} s |")
     lines.append("")
     for v in verdicts:
         section = results_dir / v["study"] / "section.md"
@@ -224,12 +312,12 @@ def write_index(results_dir: Path, budget_note: str = "") -> Path:
             lines += [section.read_text(), ""]
     path = results_dir / "README.md"
     results_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
+    _atomic_write(path, "\n".join(lines).encode())
     _update_project_readme(results_dir, verdicts)
-    manifest = {v["study"]: {k: v[k] for k in ("budget", "seeds", "version", "n_trials", "n_diverged",
-                                                 "compute_s", "records_from", "records_to", "provenance")}
+    manifest = {v["study"]: {k: v.get(k) for k in ("budget", "seeds", "version", "n_trials", "n_diverged",
+                                                     "compute_s", "records_from", "records_to", "provenance")}
                 for v in verdicts}
-    (results_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    _atomic_write(results_dir / "manifest.json", (json.dumps(manifest, indent=1) + "\n").encode())
     return path
 
 
@@ -245,11 +333,12 @@ def _update_project_readme(results_dir: Path, verdicts: list[dict]) -> None:
     if START not in text or END not in text:
         return
     rel = results_dir.name
-    rows = ["| study | claim | verdict | seeds | budget |", "|---|---|---|---|---|"]
+    rows = ["| study | claim | verdict (parts) | replicated | seeds | budget |", "|---|---|---|---|---|---|"]
     for v in verdicts:
-        parts = cell("; ".join(f"{p['part']}: {p['word']}" for p in v["parts"]))
+        parts = cell("; ".join(f"{p['part']}: {p.get('shown', p['word'])}" for p in v["parts"]))
         link = f"[{v['study']}]({rel}/{v['study']}/README.md)"
-        rows.append(f"| {link} | {cell(v['claim'])} | **{v['word']}** ({parts}) | {len(v['seeds'])} | {v['budget']} |")
+        rows.append(f"| {link} | {cell(v['claim'])} | **{v['word']}** ({parts}) | {_replicated(v)} | "
+                    f"{len(v['seeds'])} | {v['budget']} |")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
-    readme.write_text(head + START + "\n" + "\n".join(rows) + "\n" + END + tail)
+    _atomic_write(readme, (head + START + "\n" + "\n".join(rows) + "\n" + END + tail).encode())

@@ -1,8 +1,8 @@
 """Synthetic tasks: the long-memory problems of Hochreiter & Schmidhuber (1997) as
-generated in Pascanu et al.'s code, and the single-unit recurrent model of Pascanu,
-Mikolov & Bengio (2013), Fig. 6.
+generated in Pascanu et al.'s code, and the target of the single-unit recurrent model
+of Pascanu, Mikolov & Bengio (2013), Fig. 6.
 
-Datasets (registered in oplab.data.DATASETS; each is a pure function of its
+Datasets (registered in oplab.dataset.DATASETS; each is a pure function of its
 options, `seed` included, so a trial's data never depends on the trial's seed):
 
 - `temporal_order`: 6 one-hot symbols a step; {A, B} (channels 0, 1) appear once at
@@ -22,11 +22,9 @@ Pascanu et al. draw a fresh minibatch every update; here the training split is a
 fixed sample of `n_train` sequences (large enough that the net cannot memorize it at
 the budgets used) and the test split a separate fixed sample.
 
-The single-unit model `x_t = w sigmoid(x_{t-1}) + b`, x_0 = 0.5, T = 50, error
-E = (sigmoid(x_T) - 0.7)^2. `single_unit_grid` evaluates E and its exact gradient
-(forward-mode recurrences for dx_t/dw and dx_t/db, float64) over a (w, b) grid in
-one vectorized pass. The loss surface drawn in a study's figure and the "wall
-exists" check are this deterministic function, not trained records.
+The single-unit model itself and its exact loss surface (`single_unit_grid`,
+`wall_ratio`, `single_unit_wall_b` and the constants `SINGLE_UNIT_T`,
+`SINGLE_UNIT_X0`, `SINGLE_UNIT_TARGET`) live in oplab.models, beside `SingleUnit`.
 """
 
 from __future__ import annotations
@@ -34,7 +32,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from oplab.data import DATASETS, Dataset
+from oplab import models
+from oplab.dataset import DATASETS, Dataset
 
 # --- the long-memory tasks
 
@@ -99,61 +98,12 @@ def adding(*, length: int = 50, n_train: int = 5000, n_test: int = 1000, seed: i
 ADDING_ERROR_SQ = 0.04
 
 
-# --- the single recurrent unit (Pascanu et al. 2013, Fig. 6)
-
-SINGLE_UNIT_T = 50
-SINGLE_UNIT_X0 = 0.5
-SINGLE_UNIT_TARGET = 0.7
+# --- the single recurrent unit's target (Pascanu et al. 2013, Fig. 6; the unit and its math: oplab.models)
 
 
 @DATASETS.register("single_unit_target")
-def single_unit_target(*, target: float = SINGLE_UNIT_TARGET) -> Dataset:
+def single_unit_target(*, target: float = models.SINGLE_UNIT_TARGET) -> Dataset:
     """One dummy input (ignored by the model) with the unit's target; same example in both splits."""
     x = torch.zeros(1, 1, dtype=torch.float64)
     y = torch.full((1, 1), float(target), dtype=torch.float64)
     return Dataset("single_unit_target", x, y, x.clone(), y.clone(), "regression", 1)
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free logistic
-
-
-def single_unit_grid(w, b, steps: int = SINGLE_UNIT_T, x0: float = SINGLE_UNIT_X0,
-                     target: float = SINGLE_UNIT_TARGET) -> dict[str, np.ndarray]:
-    """Error E = (sigmoid(x_T) - target)^2 and its gradient at every (w, b) (arrays broadcast
-    together), by forward-mode differentiation of the recurrence in float64.
-
-    Returns dict(loss, dw, db, grad_norm, x_T), each of the broadcast shape."""
-    w, b = np.broadcast_arrays(np.asarray(w, dtype=np.float64), np.asarray(b, dtype=np.float64))
-    x = np.full(w.shape, float(x0))
-    dxdw = np.zeros(w.shape)
-    dxdb = np.zeros(w.shape)
-    for _ in range(steps):
-        s = _sigmoid(x)
-        ds = s * (1.0 - s)
-        # x_t = w s(x_{t-1}) + b: differentiate before overwriting x
-        dxdw, dxdb = s + w * ds * dxdw, 1.0 + w * ds * dxdb
-        x = w * s + b
-    s = _sigmoid(x)
-    r = s - target
-    dEdx = 2.0 * r * s * (1.0 - s)
-    dw, db = dEdx * dxdw, dEdx * dxdb
-    return {"loss": r**2, "dw": dw, "db": db, "grad_norm": np.hypot(dw, db), "x_T": x}
-
-
-def wall_ratio(grid: dict[str, np.ndarray]) -> float:
-    """max / median gradient norm on a grid: large when a thin wall of huge gradients crosses it."""
-    g = grid["grad_norm"][np.isfinite(grid["grad_norm"])]
-    return float(np.max(g) / np.median(g))
-
-
-def single_unit_wall_b(w: float, steps: int = SINGLE_UNIT_T, x0: float = SINGLE_UNIT_X0,
-                       target: float = SINGLE_UNIT_TARGET, half_width: float = 0.05, n: int = 20001) -> float:
-    """The bias b at which the unit, for this w, sits on the wall: the largest gradient norm on a
-    fine scan of b across the line b = x0 - w sigmoid(x0), where x_0 is a fixed point of the map
-    (for w > 1 / sigmoid'(x0), about 4.25, that fixed point is unstable and x_T jumps between the
-    two stable ones as b crosses the line)."""
-    centre = x0 - w * float(_sigmoid(np.asarray(x0)))
-    b = centre + np.linspace(-half_width, half_width, n)
-    g = single_unit_grid(w, b, steps, x0, target)["grad_norm"]
-    return float(b[int(np.nanargmax(g))])

@@ -93,9 +93,16 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float) -> Record:
     eval_every = trial.eval_every or steps_per_epoch
     monitor_every = trial.monitor_every or eval_every
     loss_fn = loss_function(data.task)
-    # a fixed batch for data-dependent init and for monitors, drawn apart from the training order
-    fixed_idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 10_007))[: trial.batch_size]
-    fixed_x, fixed_y = data.x_train[fixed_idx.to(device)], data.y_train[fixed_idx.to(device)]
+    # two fixed batches drawn apart from the training order: `fixed` for data-dependent init,
+    # `probe` (disjoint from it when the split allows) for monitors, so that a monitor never
+    # re-measures an initializer on the very batch it was fitted on
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 10_007))
+    fixed_idx = perm[: trial.batch_size]
+    probe_idx = perm[trial.batch_size : 2 * trial.batch_size]
+    if len(probe_idx) < min(trial.batch_size, n):
+        probe_idx = perm[-trial.batch_size :]
+    fixed_x = data.x_train[fixed_idx.to(device)]
+    probe_x, probe_y = data.x_train[probe_idx.to(device)], data.y_train[probe_idx.to(device)]
 
     # --- model: architecture, then normalizer, then weights (data-dependent schemes see the batch)
     model = models.build(trial.model, data.input_shape, data.out_dim).to(device)
@@ -113,7 +120,9 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float) -> Record:
     opt, sched = optim.build(params, trial.optim, total_steps)
     ema = optim.averaged(model, trial.optim.ema_decay) if trial.optim.ema_decay > 0 else None
 
-    eval_curve: dict[str, list] = {"step": [], "epoch": [], "train_loss": [], "test_loss": []}
+    # train_loss_running: mean minibatch loss over the updates since the previous evaluation
+    # (NaN at step 0, before any update); the full-split training loss is measured once, at the end
+    eval_curve: dict[str, list] = {"step": [], "epoch": [], "train_loss_running": [], "test_loss": []}
     log_curve: dict[str, list] = {"step": [], "batch_loss": [], "grad_norm": []}
     mon_curve: dict[str, list] = {"step": []}
     if data.task == "classification":
@@ -125,7 +134,7 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float) -> Record:
         ev = evaluate(model, data.x_test, data.y_test, data.task)
         eval_curve["step"].append(step)
         eval_curve["epoch"].append(step / steps_per_epoch)
-        eval_curve["train_loss"].append(train_loss)
+        eval_curve["train_loss_running"].append(train_loss)
         eval_curve["test_loss"].append(ev["loss"])
         if "acc" in ev:
             eval_curve["test_acc"].append(ev["acc"])
@@ -134,14 +143,13 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float) -> Record:
 
     def record_monitors(step: int) -> None:
         if trial.monitors:
-            values = monitors.run(trial.monitors, model, loss_fn, fixed_x, fixed_y)
+            values = monitors.run(trial.monitors, model, loss_fn, probe_x, probe_y)
             mon_curve["step"].append(step)
             for k, v in values.items():
                 mon_curve.setdefault(k, []).append(v)
 
-    # initial point: the train loss is the full-split loss at step 0
     t_eval = time.perf_counter()
-    record_eval(0, evaluate(model, data.x_train, data.y_train, data.task)["loss"])
+    record_eval(0, float("nan"))
     record_monitors(0)
     eval_s = time.perf_counter() - t_eval
 
@@ -184,14 +192,15 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float) -> Record:
             # train_loss: mean minibatch loss over the updates since the last evaluation
             record_eval(step, interval_loss / interval_n)
             interval_loss, interval_n = 0.0, 0
-        if trial.monitors and (step % monitor_every == 0 or step == total_steps):
+        if trial.monitors and not trial.monitor_start_only and (step % monitor_every == 0 or step == total_steps):
             record_monitors(step)
         eval_s += time.perf_counter() - t_eval
 
     steps_done = (diverged_step - 1) if diverged_step else total_steps
     final: dict = {"steps": steps_done, "clipped_steps": clipped}
     if status == "ok":
-        final["train_loss"] = eval_curve["train_loss"][-1]
+        final["train_loss_running"] = eval_curve["train_loss_running"][-1]
+        final["train_loss_full"] = evaluate(model, data.x_train, data.y_train, data.task)["loss"]
         final["test_loss"] = eval_curve["test_loss"][-1]
         if "test_acc" in eval_curve:
             final["test_acc"] = eval_curve["test_acc"][-1]

@@ -1,10 +1,14 @@
 """Studies: one claim (or one tight family of claims) a module.
 
 A study module declares NAME, TITLE, CLAIM, SOURCE, PAPER (the paper's
-numbers, as markdown), VERSION, SEEDS (per budget), arms(budget) -> {name:
-Trial}, verdict(df, curves) -> [Verdict], tables(df, curves) -> {name:
-DataFrame} and figures(df, curves) -> {name: Figure}; it ends with
+numbers, as markdown), VERSION, SEEDS (verdict seeds per budget), SETUP (its
+settings per budget, handed back as ctx.setup), arms(budget) -> {name:
+kit.Arm(trial, factors)}, optionally TUNE (a kit.Tune) and measure(df, curves,
+ctx) -> the per-trial table, then verdict(t, ctx) -> [Verdict], tables(t,
+curves, ctx) -> {name: DataFrame} and figures(t, curves, ctx) -> {name:
+Figure}; it ends with
 `if __name__ == "__main__": sys.exit(cli.main([sys.modules[__name__]]))`.
+See oplab.kit and README.md ("Adding a study").
 Every module in this package that defines NAME is registered by all_studies().
 """
 
@@ -17,7 +21,8 @@ from types import ModuleType
 from oplab.registry import Registry
 
 STUDIES = Registry("study")
-_REQUIRED = ("NAME", "TITLE", "CLAIM", "SOURCE", "VERSION", "SEEDS", "arms", "verdict", "tables", "figures")
+_REQUIRED = ("NAME", "TITLE", "CLAIM", "SOURCE", "VERSION", "SEEDS", "SETUP", "arms", "verdict", "tables",
+             "figures")
 
 
 def _discover() -> None:

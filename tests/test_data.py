@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from oplab import data
+from oplab import data, dataset, models
 from oplab.config import DataConfig
 
 
@@ -65,3 +65,25 @@ def test_standard_dataset_loads_from_the_data_dir(tmp_path):
     full = data.load(DataConfig("mnist"), data_dir=tmp_path)
     assert abs(float(full.x_train.mean())) < 1e-5 and abs(float(full.x_train.std()) - 1) < 1e-2
     assert d.y_train.dtype == torch.long and int(d.y_train.max()) < 10
+
+
+def test_dataset_names_are_reexported_from_the_leaf_module():
+    assert data.DATASETS is dataset.DATASETS
+    assert data.Dataset is dataset.Dataset
+    assert data.DataMissingError is dataset.DataMissingError
+
+
+@pytest.mark.parametrize("name,options", [
+    ("temporal_order", {"length": 20, "n_train": 8, "n_test": 4}),
+    ("adding", {"length": 20, "n_train": 8, "n_test": 4}),
+    ("single_unit_target", {}),
+])
+def test_synthetic_tasks_are_found_through_data(name, options):
+    """The synthetic tasks register into the same registry as the image datasets, and
+    data.load / check_available find them (oplab.data does not import oplab.tasks)."""
+    assert name in data.DATASETS
+    data.check_available(name)  # not a standard dataset: no error, no download
+    d = data.load(DataConfig(name, options=options))
+    assert isinstance(d, data.Dataset) and len(d.x_train) == options.get("n_train", 1)
+    if name == "single_unit_target":
+        assert float(d.y_train[0, 0]) == models.SINGLE_UNIT_TARGET

@@ -85,12 +85,12 @@ def _loop_loss(w: float, b: float) -> float:
     return (1 / (1 + math.exp(-x)) - 0.7) ** 2
 
 
-POINTS = [(1.0, 0.0), (3.0, -1.0), (5.0, -2.5), (-2.0, 1.5), (4.6, tasks.single_unit_wall_b(4.6))]
+POINTS = [(1.0, 0.0), (3.0, -1.0), (5.0, -2.5), (-2.0, 1.5), (4.6, models.single_unit_wall_b(4.6))]
 
 
 @pytest.mark.parametrize("w,b", POINTS)
 def test_single_unit_grid_matches_autograd(w, b):
-    g = tasks.single_unit_grid(w, b)
+    g = models.single_unit_grid(w, b)
     assert float(g["loss"]) == pytest.approx(_loop_loss(w, b), rel=1e-9, abs=1e-15)
     model = models.single_unit(input_shape=(1,), out_dim=1, depth=1, width=1, activation="sigmoid", w0=w, b0=b)
     out = model(torch.zeros(1, 1))
@@ -103,7 +103,7 @@ def test_single_unit_grid_matches_autograd(w, b):
 
 @pytest.mark.parametrize("w,b", POINTS[:4])
 def test_single_unit_grid_matches_finite_differences(w, b):
-    g = tasks.single_unit_grid(w, b)
+    g = models.single_unit_grid(w, b)
     h = 1e-6
     fd_w = (_loop_loss(w + h, b) - _loop_loss(w - h, b)) / (2 * h)
     fd_b = (_loop_loss(w, b + h) - _loop_loss(w, b - h)) / (2 * h)
@@ -113,13 +113,13 @@ def test_single_unit_grid_matches_finite_differences(w, b):
 
 def test_single_unit_grid_is_vectorized_and_has_a_wall():
     w, b = np.meshgrid(np.linspace(3, 7, 201), np.linspace(-4.5, -0.5, 201))
-    g = tasks.single_unit_grid(w, b)
+    g = models.single_unit_grid(w, b)
     assert g["loss"].shape == w.shape
     assert float(g["loss"][17, 33]) == pytest.approx(_loop_loss(w[17, 33], b[17, 33]), rel=1e-9, abs=1e-15)
-    assert tasks.wall_ratio(g) > 1e3
+    assert models.wall_ratio(g) > 1e3
     # on the wall the gradient is far larger than a little off it
-    bw = tasks.single_unit_wall_b(5.0)
-    on, off = tasks.single_unit_grid(5.0, bw)["grad_norm"], tasks.single_unit_grid(5.0, bw + 0.05)["grad_norm"]
+    bw = models.single_unit_wall_b(5.0)
+    on, off = models.single_unit_grid(5.0, bw)["grad_norm"], models.single_unit_grid(5.0, bw + 0.05)["grad_norm"]
     assert on > 1e3 * off
 
 
@@ -132,7 +132,17 @@ def test_single_unit_start_is_drawn_from_the_seed():
 
     assert start(1) == start(1) and start(1) != start(2)
     w, b = start(1)
-    assert 4.5 <= w <= 5.5 and b == tasks.single_unit_wall_b(w)
+    assert 4.5 <= w <= 5.5 and b == models.single_unit_wall_b(w)
+
+
+def test_single_unit_math_lives_beside_its_model():
+    moved = ("single_unit_grid", "wall_ratio", "single_unit_wall_b", "SINGLE_UNIT_T", "SINGLE_UNIT_X0",
+             "SINGLE_UNIT_TARGET")
+    assert all(hasattr(models, n) for n in moved)
+    assert not any(hasattr(tasks, n) for n in moved)  # no aliases left behind in tasks
+    d = tasks.single_unit_target()
+    assert float(d.y_train[0, 0]) == models.SINGLE_UNIT_TARGET == 0.7
+    assert (models.SINGLE_UNIT_T, models.SINGLE_UNIT_X0) == (50, 0.5)
 
 
 def test_single_unit_dataset_error_is_the_papers():
@@ -180,13 +190,13 @@ def test_trained_step_off_the_wall(clip):
     """Through the training loop: the logged gradient norm is the one before clipping, the
     norm-clipped step is lr * threshold long, the unclipped one lr * |grad|."""
     w0 = 5.0
-    b0 = tasks.single_unit_wall_b(w0)
+    b0 = models.single_unit_wall_b(w0)
     trial = Trial(data=DataConfig("single_unit_target"),
                   model=ModelConfig("single_unit", 1, 1, "sigmoid", options={"w0": w0, "b0": b0}),
                   init=InitConfig("default"), optim=OptimConfig("sgd", lr=0.1, clip=clip, clip_threshold=1.0),
                   steps=3, batch_size=1, eval_every=1, monitors=("params",), monitor_every=1)
     rec = train(trial, seed=0)
-    g0 = tasks.single_unit_grid(w0, b0)
+    g0 = models.single_unit_grid(w0, b0)
     logged = rec.curves["log"]["grad_norm"][0]
     assert logged == pytest.approx(float(g0["grad_norm"]), rel=1e-6) and logged > 100
     mon = rec.curves["monitor"]
