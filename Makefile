@@ -13,10 +13,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)  ## run every study at the quick budget and write results/
-	$(PY) run_all.py $(ARGS)
+	$(PY) run_all.py --replicate $(ARGS)
 
 report: $(STAMP)  ## rebuild results/ from stored records, no training
-	$(PY) run_all.py --report-only
+	$(PY) run_all.py --report-only --replicate
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check oplab studies tests run_all.py

@@ -235,9 +235,11 @@ def difference(t: pd.DataFrame, value: str, a: Mapping[str, Any], b: Mapping[str
     prefix = f"{label(where)}: " if where else ""
     ev = (f"{prefix}{label(a)} minus {label(b)}: {_fmt(effect, '+' + fmt)} {unit}, 95% CI "
           f"{stats.interval_text(ci, '+' + fmt)} (Student t, n={len(d)} seeds); mean {label(a)} "
-          f"{_fmt(float(sa.mean()), fmt)}, {label(b)} {_fmt(float(sb.mean()), fmt)}; {fails}." + (f" {note}" if note else ""))
-    return _verdict(part, claim, effect, ci, unit, _rule("Student-t", above, below, unit, failure), len(d),
-                    "Student t", ev, above, below, {"a": float(sa.mean()), "b": float(sb.mean()), "failed": int(bad.sum())})
+          f"{_fmt(float(sa.mean()), fmt)}, {label(b)} {_fmt(float(sb.mean()), fmt)}; {fails}."
+          + (f" {note}" if note else ""))
+    details = {"a": float(sa.mean()), "b": float(sb.mean()), "failed": int(bad.sum())}
+    return _verdict(part, claim, effect, ci, unit, _rule("Student t", above, below, unit, failure), len(d),
+                    "Student t", ev, above, below, details)
 
 
 def ratio(t: pd.DataFrame, value: str, a: Mapping[str, Any], b: Mapping[str, Any], *, part: str, claim: str,
@@ -277,7 +279,7 @@ def mean(t: pd.DataFrame, value: str, *, part: str, claim: str, unit: str, what:
     failure = f"a failed trial counts as {'the worst value of the part ' if worst is None else ''}({_fmt(w, fmt)})"
     ev = (f"{what}: {_fmt(effect, fmt)} {unit}, 95% CI {stats.interval_text(ci, fmt)} (Student t, n={len(s)} "
           f"seeds); {int(bad.sum())} of {len(base)} trials failed." + (f" {note}" if note else ""))
-    return _verdict(part, claim, effect, ci, unit, _rule("Student-t", above, below, unit, failure), len(s),
+    return _verdict(part, claim, effect, ci, unit, _rule("Student t", above, below, unit, failure), len(s),
                     "Student t", ev, above, below)
 
 
@@ -320,7 +322,7 @@ def paired_rates(t: pd.DataFrame, event: str, a: Mapping[str, Any], b: Mapping[s
           f"difference {_fmt(effect, '+.2f')}, 95% CI {stats.interval_text(ci, '+.2f')} (Newcombe, paired, "
           f"{len(both)} pairs from {n_seeds} seeds)." + (f" {note}" if note else ""))
     failure = f"a diverged trial counts as {'an event' if failed_as else 'no event'}"
-    return _verdict(part, claim, effect, ci, "rate difference", _rule("Newcombe", above, below, "", failure),
+    return _verdict(part, claim, effect, ci, "rate difference", _rule("Newcombe (paired)", above, below, "", failure),
                     n_seeds, "Newcombe (paired)", ev, above, below, {"pairs": len(both)})
 
 

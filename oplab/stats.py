@@ -40,17 +40,25 @@ NAN2 = (float("nan"), float("nan"))
 # --- intervals --------------------------------------------------------------------------------
 
 
+def t_bounds(x: np.ndarray, level: float = LEVEL) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Means and Student-t interval bounds along the last axis (vectorized; n >= 2)."""
+    x = np.asarray(x, dtype=float)
+    n = x.shape[-1]
+    mean = x.mean(axis=-1)
+    half = sps.t.ppf(0.5 + level / 2, n - 1) * x.std(axis=-1, ddof=1) / np.sqrt(n)
+    return mean, mean - half, mean + half
+
+
 def t_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, tuple[float, float]]:
     """Mean and Student-t interval of independent values (n >= 2; NaN interval otherwise)."""
     x = np.asarray(values, dtype=float)
     n = len(x)
     if n == 0:
         return float("nan"), NAN2
-    mean = float(x.mean())
     if n < 2 or not np.all(np.isfinite(x)):
-        return mean, NAN2
-    half = float(sps.t.ppf(0.5 + level / 2, n - 1) * x.std(ddof=1) / np.sqrt(n))
-    return mean, (mean - half, mean + half)
+        return float(x.mean()), NAN2
+    mean, lo, hi = t_bounds(x, level)
+    return float(mean), (float(lo), float(hi))
 
 
 def log_t_interval(ratios: Sequence[float], level: float = LEVEL) -> tuple[float, tuple[float, float]]:

@@ -21,6 +21,8 @@ WN = get("wn_vs_bn")
     (["--jobs", "0"], "--jobs: must be >= 1"),
     (["--device", "tpu"], "choose from auto, cpu, cuda"),
     (["--executor", "slurm"], "choose from local, dask"),
+    (["--seeds", "1000-1004"], "verdict and tuning seeds overlap at [1000, 1001]"),
+    (["--seeds", "0,100", "--replicate"], "verdict and replication seeds overlap at [100]"),
     (["--bogus"], "unrecognized arguments: --bogus"),
 ])
 def test_bad_input_is_one_line_exit_2_nothing_written(argv, expect, tmp_path, capsys):
@@ -45,7 +47,8 @@ def test_list_and_report_only_without_records(tmp_path, capsys):
     out = capsys.readouterr().out
     assert all(s.NAME in out for s in all_studies())
     code = cli.main([WN], ["--report-only", "--budget", "smoke", "--results", str(tmp_path)])
-    assert code == 2 and "no stored records" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and "no stored" in err and "run without --report-only" in err and err.count("\n") == 1
 
 
 def test_seed_syntax():
@@ -61,7 +64,8 @@ def test_help_of_a_study_and_of_the_suite():
 
 
 def test_report_only_rebuilds_the_same_report(tmp_path):
-    args = ["--budget", "smoke", "--jobs", "1", "--no-progress", "--results", str(tmp_path), "--seeds", "2"]
+    args = ["--budget", "smoke", "--jobs", "1", "--no-progress", "--results", str(tmp_path), "--seeds", "2",
+            "--replicate"]
     assert cli.main([WN], args) == 0
     verdict = (tmp_path / "wn_vs_bn" / "verdict.json").read_text()
     table = (tmp_path / "wn_vs_bn" / "table.csv").read_text()
@@ -74,5 +78,9 @@ def test_report_only_rebuilds_the_same_report(tmp_path):
     assert figures and {f.name: f.read_bytes() for f in (tmp_path / "wn_vs_bn").glob("*.png")} == figures
     assert "wn_vs_bn" in (tmp_path / "README.md").read_text()
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert manifest["wn_vs_bn"]["n_trials"] == 2 * len(WN.arms("smoke"))  # --seeds 2, every arm its own config
+    # tuning: every arm on the tuning seeds; then the chosen rate's arms on 2 verdict + 2 replication seeds
+    per_rate = len(WN.arms("smoke")) // len(WN.LRS)
+    assert manifest["wn_vs_bn"]["n_trials"] == len(WN.arms("smoke")) * WN.TUNE.seeds["smoke"] + per_rate * 4
+    rep = json.loads(verdict)["replication"]
+    assert rep["seeds"] == [100, 101] and rep["of"] == len(json.loads(verdict)["parts"])
     assert manifest["wn_vs_bn"]["provenance"]["torch"]
