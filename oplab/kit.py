@@ -123,11 +123,11 @@ def tuning_table(ctx: Context, show: Mapping[str, str] | None = None,
             row[label] = g[col].mean() if col in g else np.nan
         row["chosen"] = bool(g["chosen"].iloc[0])
         rows.append(row)
-    return _ordered(pd.DataFrame(rows), list(tune.within) + [tune.factor], order)
+    return ordered(pd.DataFrame(rows), list(tune.within) + [tune.factor], order)
 
 
-def _ordered(out: pd.DataFrame, by: list[str], order: Mapping[str, list] | None) -> pd.DataFrame:
-    """`out` sorted by `by`, with the levels of `order`'s columns in the given order."""
+def ordered(out: pd.DataFrame, by: list[str], order: Mapping[str, list] | None) -> pd.DataFrame:
+    """`out` sorted by `by`, with the levels of `order`'s columns (column -> levels) in that order."""
     if out.empty:
         return out
     for col, levels in (order or {}).items():
@@ -152,18 +152,22 @@ def select(t: pd.DataFrame, where: Mapping[str, Any] | None = None) -> pd.DataFr
 
 
 def label(sel: Mapping[str, Any]) -> str:
-    return " ".join(str(v) for v in sel.values())
+    """The levels of a selection, for sentences: {"net": "MLP", "norm": ["BN", "WN"]} -> "MLP BN, WN"."""
+    return " ".join(", ".join(map(str, v)) if isinstance(v, list | tuple | set) else str(v) for v in sel.values())
 
 
-def failed(t: pd.DataFrame, value: str) -> pd.Series:
-    """True where a trial did not finish ("diverged") or its value is not finite."""
+def failed(t: pd.DataFrame, value: str, diverged_fails: bool = True) -> pd.Series:
+    """True where a trial's value is not finite or, with `diverged_fails`, the trial diverged.
+    (A value measured before training, e.g. at init, stays valid when the trial later diverges.)"""
     v = pd.to_numeric(t[value], errors="coerce") if value in t else pd.Series(np.nan, index=t.index)
-    return (t["status"] != "ok") | ~np.isfinite(v.astype(float))
+    bad = ~np.isfinite(v.astype(float))
+    return (bad | (t["status"] != "ok")) if diverged_fails else bad
 
 
-def _filled(t: pd.DataFrame, value: str, worst: float | None, worse: str) -> tuple[pd.Series, pd.Series, float]:
+def _filled(t: pd.DataFrame, value: str, worst: float | None, worse: str,
+            diverged_fails: bool = True) -> tuple[pd.Series, pd.Series, float]:
     """`value` with failed trials replaced by `worst` (default: the worst finite value of `t`)."""
-    bad = failed(t, value)
+    bad = failed(t, value, diverged_fails)
     v = pd.to_numeric(t[value], errors="coerce").astype(float) if value in t else pd.Series(np.nan, index=t.index)
     if worst is None:
         good = v[~bad]
@@ -204,6 +208,11 @@ def _rule(method: str, above: float | None, below: float | None, unit: str, fail
             f"wholly on the other side, else inconclusive; needs n >= {stats.MIN_SEEDS} seeds; {failure}")
 
 
+def _failure(value: str, w: float, observed: bool, fmt: str) -> str:
+    which = "the worst value seen in this part, " if observed else ""
+    return f"a failed trial's {value} counts as {which}{_fmt(w, fmt)}"
+
+
 def _verdict(part, claim, effect, ci, unit, rule, n, method, evidence, above, below, details=None):
     word, note = stats.word_for(ci, n, above=above, below=below)
     return stats.Verdict(part, claim, float(effect), (float(ci[0]), float(ci[1])), unit, rule, word, evidence,
@@ -217,12 +226,13 @@ def _fmt(x: float, fmt: str) -> str:
 def difference(t: pd.DataFrame, value: str, a: Mapping[str, Any], b: Mapping[str, Any], *, part: str,
                claim: str, unit: str, above: float | None = None, below: float | None = None,
                where: Mapping[str, Any] | None = None, worse: str = "higher", worst: float | None = None,
-               agg: str = "mean", fmt: str = ".3g", note: str = "") -> stats.Verdict:
+               agg: str = "mean", diverged_fails: bool = True, fmt: str = ".3g", note: str = "",
+               details: dict | None = None) -> stats.Verdict:
     """Mean over seeds of value(a) - value(b), each averaged (`agg`) within a seed first.
-    A failed trial counts as `worst` (default: the worst value seen in this part)."""
+    A failed trial's value counts as `worst` (default: the worst value seen in this part)."""
     base = select(t, where)
     both = pd.concat([select(base, a).assign(_side="a"), select(base, b).assign(_side="b")], ignore_index=True)
-    filled, bad, w = _filled(both, value, worst, worse)
+    filled, bad, w = _filled(both, value, worst, worse, diverged_fails)
     both = both.assign(_v=filled, _bad=bad)
     A, B = both[both["_side"] == "a"], both[both["_side"] == "b"]
     sa, sb = per_seed(A, "_v", agg), per_seed(B, "_v", agg)
@@ -230,14 +240,13 @@ def difference(t: pd.DataFrame, value: str, a: Mapping[str, Any], b: Mapping[str
     effect, ci = stats.t_interval(d.to_numpy())
     fails = (f"{int(A['_bad'].sum())} of {len(A)} {label(a)} and {int(B['_bad'].sum())} of {len(B)} {label(b)} "
              "trials failed")
-    failure = f"a failed trial counts as the worst value of the part ({_fmt(w, fmt)} {unit})" if worst is None \
-        else f"a failed trial counts as {_fmt(w, fmt)} {unit}"
+    failure = _failure(value, w, worst is None, fmt)
     prefix = f"{label(where)}: " if where else ""
     ev = (f"{prefix}{label(a)} minus {label(b)}: {_fmt(effect, '+' + fmt)} {unit}, 95% CI "
           f"{stats.interval_text(ci, '+' + fmt)} (Student t, n={len(d)} seeds); mean {label(a)} "
           f"{_fmt(float(sa.mean()), fmt)}, {label(b)} {_fmt(float(sb.mean()), fmt)}; {fails}."
           + (f" {note}" if note else ""))
-    details = {"a": float(sa.mean()), "b": float(sb.mean()), "failed": int(bad.sum())}
+    details = {"a": float(sa.mean()), "b": float(sb.mean()), "failed": int(bad.sum()), **(details or {})}
     return _verdict(part, claim, effect, ci, unit, _rule("Student t", above, below, unit, failure), len(d),
                     "Student t", ev, above, below, details)
 
@@ -268,19 +277,19 @@ def ratio(t: pd.DataFrame, value: str, a: Mapping[str, Any], b: Mapping[str, Any
 
 def mean(t: pd.DataFrame, value: str, *, part: str, claim: str, unit: str, what: str,
          above: float | None = None, below: float | None = None, where: Mapping[str, Any] | None = None,
-         agg: str = "mean", worse: str = "higher", worst: float | None = None, fmt: str = ".3g",
-         note: str = "") -> stats.Verdict:
+         agg: str = "mean", worse: str = "higher", worst: float | None = None, diverged_fails: bool = True,
+         fmt: str = ".3g", note: str = "", details: dict | None = None) -> stats.Verdict:
     """Mean over seeds of one arm's per-seed value (`agg` within a seed), Student t.
-    A failed trial counts as `worst` (default: the worst value seen in this part)."""
+    A failed trial's value counts as `worst` (default: the worst value seen in this part)."""
     base = select(t, where)
-    filled, bad, w = _filled(base, value, worst, worse)
+    filled, bad, w = _filled(base, value, worst, worse, diverged_fails)
     s = per_seed(base.assign(_v=filled), "_v", agg).dropna()
     effect, ci = stats.t_interval(s.to_numpy())
-    failure = f"a failed trial counts as {'the worst value of the part ' if worst is None else ''}({_fmt(w, fmt)})"
+    failure = _failure(value, w, worst is None, fmt)
     ev = (f"{what}: {_fmt(effect, fmt)} {unit}, 95% CI {stats.interval_text(ci, fmt)} (Student t, n={len(s)} "
           f"seeds); {int(bad.sum())} of {len(base)} trials failed." + (f" {note}" if note else ""))
     return _verdict(part, claim, effect, ci, unit, _rule("Student t", above, below, unit, failure), len(s),
-                    "Student t", ev, above, below)
+                    "Student t", ev, above, below, {"failed": int(bad.sum()), **(details or {})})
 
 
 def _events(t: pd.DataFrame, event: str, failed_as: float) -> pd.Series:
@@ -348,4 +357,4 @@ def summary(t: pd.DataFrame, value: str, by: list[str], *, name: str | None = No
         for label_, col in (extra or {}).items():
             row[label_] = g[col].mean() if col in g else np.nan
         rows.append(row)
-    return _ordered(pd.DataFrame(rows), by, order)
+    return ordered(pd.DataFrame(rows), by, order)

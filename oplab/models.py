@@ -265,17 +265,19 @@ class SingleUnit(nn.Module):
 
 @MODELS.register("single_unit")
 def single_unit(*, input_shape, out_dim, depth, width, activation, w0: float = 5.0, b0: float | None = None,
-                w0_spread: float = 0.0, steps: int = SINGLE_UNIT_T, x0: float = SINGLE_UNIT_X0) -> nn.Module:
+                w0_spread: float = 0.0, steps: int = SINGLE_UNIT_T, x0: float = SINGLE_UNIT_X0,
+                target: float = SINGLE_UNIT_TARGET) -> nn.Module:
     """The 2-parameter recurrent unit of Pascanu et al. (2013), Fig. 6, started at (w0, b0);
     depth, width and activation are ignored.
 
     w0_spread > 0 adds U(-w0_spread, w0_spread) to w0, drawn from torch's seeded generator (so
     the trial's seed picks the start); b0 = None puts the start on the wall for that w
-    (single_unit_wall_b), where the gradient norm is largest."""
+    (single_unit_wall_b) of the error toward `target`, where the gradient norm is largest; pass the
+    same target as the dataset's."""
     if out_dim != 1:
         raise ValueError(f"single_unit has one output, the dataset asks for {out_dim}")
     if w0_spread > 0:
         w0 = w0 + w0_spread * (2.0 * float(torch.rand((), dtype=torch.float64)) - 1.0)
     if b0 is None:
-        b0 = single_unit_wall_b(w0, steps=steps, x0=x0)
+        b0 = single_unit_wall_b(w0, steps=steps, x0=x0, target=target)
     return SingleUnit(w0, b0, steps, x0)

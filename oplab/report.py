@@ -70,7 +70,7 @@ def slug(text: str) -> str:
 
 def _fmt(x: Any) -> str:
     if isinstance(x, float):
-        return f"{x:.4g}"
+        return f"{x:.4g}" if x == x else "—"
     return cell(str(x))
 
 

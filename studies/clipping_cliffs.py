@@ -1,58 +1,45 @@
 """Cliffs and gradient clipping (Pascanu, Mikolov & Bengio 2013).
 
-Regime 1, the cliff (the paper's Fig. 6). The single recurrent unit
-x_t = w sigmoid(x_{t-1}) + b, x_0 = 0.5, T = 50, error E = (sigmoid(x_T) - 0.7)^2. For w
-above about 4.25 the map has two stable fixed points and an unstable one; on the line
-b = x_0 - w sigmoid(x_0) the start x_0 is the unstable fixed point, and crossing it flips
-x_T from one basin to the other: a wall of huge gradients. T, x_0 and the target are
-SETUP's, and the very same values go to the trials (model and dataset options) and to the
-figure's deterministic (w, b) grid (oplab.models.single_unit_grid, exact gradients in
-float64). Trials: the `single_unit` model (float64) on a dataset of one dummy example whose
-target is 0.7, so a trial's test loss is its training error E on that one example; plain
-SGD at lr 0.1 for 500 updates, with no clipping or with norm clipping at 1 (the paper's
-threshold); the `params` monitor records (w, b) after every update. Each seed draws w0
-uniformly in [4.5, 6.0] and starts on the wall for that w0 (the b with the largest gradient
-norm on a fine scan across the wall line), so both arms of a seed start at the same point.
-The paper gives no learning rate or step count for Fig. 6; lr 0.1 was chosen so that a
-clipped step (0.1) is small against the figure's scale, and 500 updates because clipped
-steps that short travel slowly: the horizon must let a clipped run reach the target.
+Regime 1, the cliff (the paper's Fig. 6): the single recurrent unit x_t = w sigmoid(x_{t-1}) + b,
+x_0 = 0.5, T = 50, error E = (sigmoid(x_T) - 0.7)^2. For w above about 4.25 the line
+b = x_0 - w sigmoid(x_0), on which x_0 is an unstable fixed point, separates two basins of x_T:
+a wall of huge gradients. SETUP's T, x_0 and target are the values both the trials (model and
+dataset options) and the figure's deterministic (w, b) grid (oplab.models.single_unit_grid,
+exact gradients in float64) use. Trials: the `single_unit` model (float64) on one dummy example
+whose target is 0.7, so a trial's test loss is its training error E; plain SGD, lr 0.1, 500
+updates, no clipping or norm clipping at 1 (the paper's threshold); the `params` monitor records
+(w, b) after every update. Each seed draws w0 ~ U[4.5, 6.0] and starts on the wall for it (the b
+of largest gradient norm across the line), the same start for both arms. The paper gives no lr
+or step count for Fig. 6: lr 0.1 keeps a clipped step (0.1) small against the figure's scale,
+and 500 updates let such short steps reach the target.
 
-Regime 2, statistics (the paper's Fig. 7 setting, scaled down). A tanh RNN with 50 hidden
-units (the paper's "smart tanh" init: input and output weights N(0, 0.01^2), recurrent
-weights N(0, 0.01^2) with 15 non-zero incoming weights a unit, rescaled to spectral radius
-0.95, zero biases; set through the `rnn` model's options, so these trials use
-InitConfig("default")) reads the temporal order problem (generated as in Pascanu's
-tempOrder.py; 5,000 fixed training and 1,000 fixed test sequences) and predicts the order
-class from the last step. Plain SGD, batch 20, clipping threshold 1 (the paper's): no
-clipping vs norm clipping vs value clipping, equal updates. At `quick`, 2,000 updates at
-lengths 20 and 40 with lr 0.1, because at the paper's lr 0.01 and length 50 nothing is
-learned within a quick budget (the test loss stays at chance, ln 4), so neither gradient
-spikes nor success could be seen. Success: the trial finished and its final test error is
-below 1% (the paper's criterion, on 1,000 rather than 10,000 test sequences). Divergence:
-a non-finite loss or gradient (the trial's status is not "ok").
+Regime 2 (the paper's Fig. 7 setting, scaled down): a tanh RNN, 50 hidden units, the paper's "smart
+tanh" init (weights N(0, 0.01^2), 15 recurrent inputs a unit, spectral radius 0.95, zero biases; the
+`rnn` model's options) reads the temporal order problem (as in Pascanu's tempOrder.py; 5,000 fixed
+training, 1,000 fixed test sequences) and predicts the order class at the last step. Plain SGD,
+batch 20, threshold 1: no clipping, norm clipping, value clipping, equal updates. Quick: 2,000
+updates at lengths 20 and 40 with lr 0.1, because at the paper's lr 0.01 and length 50 nothing is
+learned within a quick budget (the test loss stays at chance, ln 4), so neither spikes nor success
+could be seen. Success: the trial finished with a final test error below 1% (the paper's
+criterion, on 1,000 rather than 10,000 sequences). Divergence: a non-finite loss or gradient (the
+trial's status is not "ok"). The seed sets the cliff's w0 and the RNN's init and batch order; the data are fixed.
 
-Protocol. The seed sets the cliff's start (w0) and the RNN's init and batch order; the data
-are fixed. Arms are paired by seed (cliff) and by (length, seed) (RNN).
+Verdict (95% intervals; a part needs at least 5 seeds for a decisive word, and is not
+reproduced when its interval lies wholly on the other side of its threshold):
+(a) cliff: unclipped minus norm-clipped error E after the last update > 0, paired by seed,
+    Student t; a failed trial counts as the largest error the unit can have, max(target, 1 - target)^2;
+(b) RNN: divergence rate, unclipped minus norm-clipped > 0, paired by (length, seed), Newcombe;
+    a diverged trial is the event (with none in either arm the interval straddles 0: inconclusive);
+(c) RNN: success rate, norm-clipped minus unclipped > -0.1 (non-inferiority margin: one run in
+    ten), paired by (length, seed), Newcombe; a diverged trial counts as a failure.
+Demonstrations, not verdict parts (they hold by construction; in the cliff figure and the
+demonstration table): the wall (max / median |grad E| on the grid, a function of code constants)
+and the first step off it (unclipped lr |grad E(start)|, clipped lr x threshold: their ratio is
+|grad E(start)| / threshold, large because the start is where the gradient is largest).
 
-Verdict (each part needs at least 5 seeds for a decisive word):
-(a) cliff: unclipped minus norm-clipped error E after the last update > 0, per seed,
-    Student t; a failed trial counts as the largest error the unit can have,
-    max(target, 1 - target)^2;
-(b) RNN divergence: rate of diverged runs, unclipped minus norm-clipped > 0, paired by
-    (length, seed), Newcombe; a diverged trial is the event. With no divergence in either
-    arm the interval straddles 0: inconclusive;
-(c) RNN success: success rate, norm-clipped minus unclipped > -0.1 (non-inferiority margin:
-    one run in ten), paired by (length, seed), Newcombe; a diverged trial counts as a failure.
-Demonstrations, not verdict parts (they hold by construction): the wall (max / median
-|grad E| on the grid is a fixed function of code constants) and the first step off it (the
-unclipped step is lr |grad E(start)|, the clipped one lr x threshold, so their ratio is
-|grad E(start)| / threshold, large because the start is chosen at the largest gradient).
-Both are drawn in the cliff figure and listed in the demonstration table.
-
-Full budget: the paper's setting, lr 0.01, batch 20, lengths 50, 100, 150 and 200, up to
-5M updates (the paper's cap; it stops at success, we run all updates), 50,000 fixed
-training sequences (the paper draws a fresh batch every update) and 10,000 test sequences.
-The cliff is the same at every budget but smoke.
+Full budget: the paper's setting, lr 0.01, lengths 50, 100, 150 and 200, up to 5M updates (the
+paper's cap; it stops at success, we run all), 50,000 fixed training sequences (the paper draws
+a fresh batch every update), 10,000 test sequences. The cliff is the same at every budget but smoke.
 """
 
 from __future__ import annotations
@@ -63,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from oplab import cli, kit, models, plots, stats
-from oplab.config import DataConfig, InitConfig, ModelConfig, OptimConfig, Trial
+from oplab.config import DataConfig, ModelConfig, OptimConfig, Trial
 
 NAME = "clipping_cliffs"
 TITLE = "Cliffs and gradient clipping"
@@ -76,7 +63,8 @@ VERSION = 2
 SEEDS = {"smoke": 2, "quick": 5, "full": 5}
 
 THRESHOLD = 1.0  # clipping threshold: max gradient norm (norm) or max |component| (value); the paper's 1
-CLIP_ORDER = ["none", "norm", "value"]
+CLIP_ORDER = ["none", "norm", "value"]  # the RNN's arms
+CLIFF_CLIPS = ["none", "norm"]  # the cliff's arms
 COLORS = {"none": "C0", "norm": "C1", "value": "C2"}
 SUCCESS_ERR = 0.01  # final test error below 1% (the paper's criterion)
 SUCCESS_MARGIN = 0.1  # non-inferiority margin on the success rate
@@ -117,25 +105,22 @@ def arms(budget: str) -> dict[str, kit.Arm]:
     """The single unit with and without norm clipping (length = its T); the RNN x length x clipping."""
     c, r = SETUP[budget]["cliff"], SETUP[budget]["rnn"]
     out = {}
-    for clip in ("none", "norm"):
-        trial = Trial(data=DataConfig("single_unit_target", options={"target": c["target"]}),
-                      model=ModelConfig("single_unit", 1, 1, "sigmoid", options={
-                          "w0": c["w0"], "w0_spread": c["w0_spread"], "b0": None, "steps": c["T"], "x0": c["x0"]}),
-                      init=InitConfig("default"), optim=OptimConfig("sgd", lr=c["lr"], clip=clip,
-                                                                    clip_threshold=THRESHOLD),
-                      steps=c["steps"], batch_size=1, eval_every=max(1, c["steps"] // 50), monitors=("params",),
-                      monitor_every=1)
+    unit = ModelConfig("single_unit", 1, 1, "sigmoid", options={"w0": c["w0"], "w0_spread": c["w0_spread"],
+                                                                "b0": None, "steps": c["T"], "x0": c["x0"],
+                                                                "target": c["target"]})
+    for clip in CLIFF_CLIPS:
+        trial = Trial(data=DataConfig("single_unit_target", options={"target": c["target"]}), model=unit,
+                      optim=OptimConfig("sgd", lr=c["lr"], clip=clip, clip_threshold=THRESHOLD), steps=c["steps"],
+                      batch_size=1, eval_every=max(1, c["steps"] // 50), monitors=("params",), monitor_every=1)
         out[f"cliff {clip}"] = kit.Arm(trial, {"task": "cliff", "clip": clip, "length": c["T"]})
+    rnn = ModelConfig("rnn", 1, r["hidden"], "tanh", options={"init": "smart_tanh", "rho": 0.95, "sparsity": 15})
     for length in r["lengths"]:
         data = DataConfig("temporal_order", options={"length": length, "n_train": r["n_train"],
                                                      "n_test": r["n_test"], "seed": DATA_SEED})
-        for clip in CLIP_ORDER:
-            trial = Trial(data=data, model=ModelConfig("rnn", 1, r["hidden"], "tanh", options={
-                              "init": "smart_tanh", "rho": 0.95, "sparsity": 15}),
-                          init=InitConfig("default"),  # the rnn model sets its own (the paper's) init
-                          optim=OptimConfig("sgd", lr=r["lr"], clip=clip, clip_threshold=THRESHOLD),
-                          steps=r["steps"], batch_size=r["batch"], eval_every=max(1, r["steps"] // 20),
-                          log_every=r["log_every"])
+        for clip in CLIP_ORDER:  # the default InitConfig leaves the rnn model's own (the paper's) init in place
+            trial = Trial(data=data, model=rnn, optim=OptimConfig("sgd", lr=r["lr"], clip=clip,
+                                                                  clip_threshold=THRESHOLD), steps=r["steps"],
+                          batch_size=r["batch"], eval_every=max(1, r["steps"] // 20), log_every=r["log_every"])
             out[f"L={length} {clip}"] = kit.Arm(trial, {"task": "rnn", "clip": clip, "length": length})
     return out
 
@@ -205,9 +190,8 @@ def verdict(t, ctx):
 
 
 def _success(g: pd.DataFrame) -> str:
-    k, n = int(g["success"].sum()), len(g)
-    r, ci = stats.rate_interval(k, n)
-    return f"{k}/{n} = {r:.2f} {stats.interval_text(ci, '.2f')}"
+    rate, ci = stats.rate_interval(int(g["success"].sum()), len(g))
+    return f"{int(g['success'].sum())}/{len(g)} = {rate:.2f} {stats.interval_text(ci, '.2f')}"
 
 
 def tables(t, curves, ctx):
@@ -216,70 +200,62 @@ def tables(t, curves, ctx):
                              order={"clip": CLIP_ORDER}, extra={
                                  "final test loss (nats)": "test_loss", "clipped updates %": "clipped_pct",
                                  "max grad norm (mean over seeds)": "max_grad_norm",
-                                 f"updates with grad norm > {SPIKE * THRESHOLD:g} (mean)": "spikes"})
+                                 f"logged updates with grad norm > {SPIKE * THRESHOLD:g} (mean)": "spikes"})
     per_length.insert(2, "success, 95% CI (Clopper-Pearson)",
                       [_success(kit.select(rnn, {"length": n, "clip": c}))
                        for n, c in zip(per_length["length"], per_length["clip"])])
     error = kit.summary(cliff, "final_error", ["clip"], name="error E after the last update", fmt=".2g",
-                        order={"clip": CLIP_ORDER}, extra={"clipped updates %": "clipped_pct",
+                        order={"clip": CLIFF_CLIPS}, extra={"clipped updates %": "clipped_pct",
                                                            "farthest from the start": "max_dist"})
-    step = {c: kit.select(cliff, {"clip": c}).set_index("seed")["first_step"] for c in ("none", "norm")}
-    demo = cliff[cliff["clip"] == "none"].set_index("seed")[["w0", "b0", "start_grad_norm"]].rename(
-        columns={"start_grad_norm": "|grad E(start)|"})
-    demo["|grad E(start)| / threshold"] = demo["|grad E(start)|"] / THRESHOLD
-    demo["first step, unclipped"], demo["first step, clipped"] = step["none"], step["norm"]
-    demo["first-step ratio"] = demo["first step, unclipped"] / demo["first step, clipped"]
-    demo["wall ratio of the grid (max / median |grad E|)"] = models.wall_ratio(grid(ctx.setup["cliff"]))
+    none, norm = (kit.select(cliff, {"clip": c}).set_index("seed").sort_index() for c in CLIFF_CLIPS)
+    demo = pd.DataFrame({"w0": none["w0"], "b0": none["b0"], "|grad E(start)|": none["start_grad_norm"],
+                         "|grad E(start)| / threshold": none["start_grad_norm"] / THRESHOLD,
+                         "first step, unclipped": none["first_step"], "first step, clipped": norm["first_step"],
+                         "first-step ratio": none["first_step"] / norm["first_step"],
+                         "wall ratio of the grid (max / median |grad E|)": models.wall_ratio(grid(ctx.setup["cliff"]))})
     return {"RNN on temporal order: per length and clipping": per_length,
             "single-unit cliff: error after the last update (part a)": error,
             "single-unit cliff, demonstration (holds by construction, not a verdict part)":
-                demo.sort_index().reset_index()}
+                demo.reset_index()}
 
 
 def figures(t, curves, ctx):
     c, r = ctx.setup["cliff"], kit.select(t, {"task": "rnn"})
     g, p = grid(c), paths(curves)
-    label = {"none": "SGD, no clipping", "norm": "SGD, norm clipping"}
     fig, (a1, a2, a3) = plots.figure(3, width=5.6, height=4.4)
     fig.colorbar(a1.contourf(g["w"], g["b"], g["loss"], levels=20, cmap="viridis"), ax=a1, label="error E")
     a1.contour(g["w"], g["b"], g["grad_norm"], levels=[10.0], colors="white", linewidths=0.8, linestyles="--")
     for (clip, seed), q in ([] if p is None else p.groupby(["clip", "seed"])):
-        a1.plot(q["w"], q["b"], "-", color=COLORS[clip], lw=1.4, label=label[clip] if seed == p["seed"].min() else None)
+        a1.plot(q["w"], q["b"], "-", color=COLORS[clip], lw=1.4, label=clip if seed == p["seed"].min() else None)
         a1.plot(q["w"].iloc[0], q["b"].iloc[0], "o", color="white", mec="k", ms=5)
     first = kit.select(t, {"task": "cliff", "clip": "none"})["first_step"]
     a1.text(0.97, 0.97, f"unclipped 1st step:\nmedian {first.median():.3g} long", transform=a1.transAxes,
             ha="right", va="top", fontsize="small", color="white")
     a1.set(xlim=GRID_W, ylim=GRID_B, xlabel="w", ylabel="b",
            title=f"Error (sigmoid(x_{c['T']}) - {c['target']:g})^2 and its wall")
-    a1.legend(fontsize="small", loc="lower left")
+    a1.legend(title="clipping", fontsize="small", loc="lower left")
     if p is not None:
-        q = p[p["step"] > 0].assign(clipping=lambda d: d["clip"].map(label))
-        hue = [label["none"], label["norm"]]
-        plots.curves(a2, q, "step", "dist", "clipping", "update", "distance from the start", "Distance travelled",
-                     logy=True, hue_order=hue)
-        ev = curves["eval"]
-        ev = ev[ev["task"] == "cliff"].assign(clipping=lambda d: d["clip"].map(label),
-                                              error=lambda d: d["test_loss"].clip(lower=1e-8))
-        plots.curves(a3, ev, "step", "error", "clipping", "update", "error E", "Error", logy=True, hue_order=hue)
+        plots.curves(a2, p[p["step"] > 0], "step", "dist", "clip", "update", "distance from the start",
+                     "Distance travelled", logy=True, hue_order=CLIFF_CLIPS)
+        ev = kit.select(curves["eval"], {"task": "cliff"}).assign(error=lambda d: d["test_loss"].clip(lower=1e-8))
+        plots.curves(a3, ev, "step", "error", "clip", "update", "error E", "Error", logy=True, hue_order=CLIFF_CLIPS)
     fig.subplots_adjust(wspace=0.4)
-    plots.caption(fig, f"Single unit x_t = w sigmoid(x_(t-1)) + b, T = {c['T']}; one start per seed on the wall; "
-                       f"SGD lr {c['lr']:g}, clipping threshold {THRESHOLD:g}. Left: dashed, |grad E| = 10; the "
-                       "unclipped paths leave the window at their first step. " + plots.BAND_LABEL)
+    plots.caption(fig, f"Single unit x_t = w sigmoid(x_(t-1)) + b, T = {c['T']}; one start per seed on the wall; SGD "
+                       f"lr {c['lr']:g}, no clipping (none) or norm clipping at {THRESHOLD:g} (norm). Left: dashed, "
+                       f"|grad E| = 10; unclipped paths leave the window at their first step. {plots.BAND_LABEL}")
 
     log = curves.get("log", pd.DataFrame(columns=["task", "seed", "length", "clip", "step", "grad_norm"]))
-    log = log[log["task"] == "rnn"]
-    lengths = sorted(r["length"].unique())
-    seed = min(r["seed"]) if len(r) else 0
+    lengths, seed = sorted(r["length"].unique()), min(r["seed"], default=0)
     fig2, axes = plots.figure(max(1, len(lengths)), width=5.5, height=4.0)
     for ax, length in zip(axes, lengths):
-        for clip in CLIP_ORDER:
-            q = log[(log["length"] == length) & (log["clip"] == clip) & (log["seed"] == seed)]
-            ax.plot(q["step"], q["grad_norm"], lw=0.7, alpha=0.8, label=clip, color=COLORS[clip])
+        plots.curves(ax, kit.select(log, {"task": "rnn", "length": length, "seed": seed}), "step", "grad_norm",
+                     "clip", "update", "gradient norm before clipping", f"Temporal order, length {length}, seed {seed}",
+                     logy=True, hue_order=CLIP_ORDER)
+        for line in ax.lines:  # thin: a trace has a point per update
+            line.set(lw=0.7, alpha=0.8)
         ax.axhline(THRESHOLD, color="k", lw=0.8, ls=":")
-        ax.set(yscale="log", xlabel="update", ylabel="gradient norm before clipping",
-               title=f"Temporal order, length {length}, seed {seed}")
-        ax.legend(title="clipping", fontsize="small")
-    plots.caption(fig2, f"tanh RNN, 50 hidden, SGD batch 20; dotted: the clipping threshold {THRESHOLD:g}.")
+    plots.caption(fig2, f"tanh RNN, 50 hidden, SGD batch 20, one seed; lines: clipping none, norm, value; dotted: the "
+                        f"clipping threshold {THRESHOLD:g}.")
 
     fig3, (c1, c2) = plots.figure(2)
     r = r.assign(arm_label="L=" + r["length"].astype(str) + "\n" + r["clip"])

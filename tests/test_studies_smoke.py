@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from oplab import cli, stats
+from oplab import cli
 from studies import all_studies
 
 STUDIES = all_studies()
