@@ -121,7 +121,7 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float) -> Record:
     ema = optim.averaged(model, trial.optim.ema_decay) if trial.optim.ema_decay > 0 else None
 
     # train_loss_running: mean minibatch loss over the updates since the previous evaluation
-    # (NaN at step 0, before any update); the full-split training loss is measured once, at the end
+    # (None at step 0, before any update); the full-split training loss is measured once, at the end
     eval_curve: dict[str, list] = {"step": [], "epoch": [], "train_loss_running": [], "test_loss": []}
     log_curve: dict[str, list] = {"step": [], "batch_loss": [], "grad_norm": []}
     mon_curve: dict[str, list] = {"step": []}
@@ -130,7 +130,7 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float) -> Record:
     if ema is not None:
         eval_curve["ema_test_loss"] = []
 
-    def record_eval(step: int, train_loss: float) -> None:
+    def record_eval(step: int, train_loss: float | None) -> None:
         ev = evaluate(model, data.x_test, data.y_test, data.task)
         eval_curve["step"].append(step)
         eval_curve["epoch"].append(step / steps_per_epoch)
@@ -149,7 +149,7 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float) -> Record:
                 mon_curve.setdefault(k, []).append(v)
 
     t_eval = time.perf_counter()
-    record_eval(0, float("nan"))
+    record_eval(0, None)
     record_monitors(0)
     eval_s = time.perf_counter() - t_eval
 

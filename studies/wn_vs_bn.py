@@ -40,9 +40,9 @@ Verdict (computed from the records, paired by seed):
     init batch). WN's gradient with respect to v is orthogonal to v, which
     removes that component: WN's ratio is 0 by construction and is shown in the
     figure, not tested.
-Seed noise: part (b) tests a small difference (tenths of a point on 1,000 test
-digits) against seed-to-seed spread of about half a point, so at the quick
-budget it needs many seeds to be decided either way.
+Seed noise: part (b) compares two arms whose test errors differ by less than
+their seed-to-seed spread at this budget (the first table's std column), so
+it needs many seeds to be decided either way.
 
 Full budget: the paper's task, CIFAR-10 (per-channel standardized, no
 augmentation) with oplab's convnet (6 conv layers of 64, 64, 128, 128, 256, 256

@@ -44,7 +44,7 @@ def test_training_losses_are_named_for_what_they_are(trial):
     train_loss_full: the whole training split, measured independently here."""
     rec = train(trial, 0)
     ev = rec.curves["eval"]
-    assert math.isnan(ev["train_loss_running"][0]) and rec.final["train_loss_running"] == ev["train_loss_running"][-1]
+    assert ev["train_loss_running"][0] is None and rec.final["train_loss_running"] == ev["train_loss_running"][-1]
     # the last evaluation interval's running loss is the mean of its logged batch losses
     log = rec.curves["log"]
     tail = [b for s, b in zip(log["step"], log["batch_loss"]) if s > ev["step"][-2]]
