@@ -44,3 +44,19 @@ def words(study: ModuleType, values, seeds=range(6), budget: str = "quick") -> d
     """part -> shown word of the study's verdict on a synthetic table."""
     parts = study.verdict(table(study, values, seeds, budget), context(study, seeds, budget))
     return {p.part: p.shown for p in parts}
+
+
+# every verdict test plants each effect and expects its word on every part
+PLANTED = [("yes", "reproduced"), ("no", "not reproduced"), ("unclear", "inconclusive")]
+
+
+def check_planted(study: ModuleType, planted, parts: list[str], effect: str, word: str, seeds=range(8)) -> None:
+    """Every part of the study's verdict gives `word` on the values planted for `effect`."""
+    got = words(study, planted(effect), seeds)
+    assert list(got) == parts
+    assert all(w == word for w in got.values()), got
+
+
+def check_too_few_seeds(study: ModuleType, planted) -> None:
+    """With 4 seeds every part is inconclusive, whatever the data."""
+    assert set(words(study, planted("yes"), seeds=range(4)).values()) == {"inconclusive (n < 5)"}

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from studies import lsuv_vs_bn as study
-from tests.synthetic import words
+from tests.synthetic import PLANTED, check_planted, check_too_few_seeds, words
 
 PARTS = ["(a) unit variance after LSUV", "(b) LSUV vs BN", "(c1) LSUV vs N(0,0.01)", "(c2) LSUV vs Xavier",
          "(d) cost per step"]
@@ -34,17 +34,13 @@ def planted(effect: str):
     return values
 
 
-@pytest.mark.parametrize("effect,word", [("yes", "reproduced"), ("no", "not reproduced"),
-                                         ("unclear", "inconclusive")])
+@pytest.mark.parametrize("effect,word", PLANTED)
 def test_each_part_gives_the_planted_word(effect, word):
-    got = words(study, planted(effect), seeds=range(8))
-    assert list(got) == PARTS
-    assert all(w == word for w in got.values()), got
+    check_planted(study, planted, PARTS, effect, word, seeds=range(8))
 
 
 def test_fewer_than_five_seeds_is_inconclusive():
-    got = words(study, planted("yes"), seeds=range(4))
-    assert set(got.values()) == {"inconclusive (n < 5)"}
+    check_too_few_seeds(study, planted)
 
 
 def test_a_diverged_arm_counts_against_itself():

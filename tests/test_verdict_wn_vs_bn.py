@@ -4,7 +4,7 @@ reproduced, not reproduced and inconclusive when the data say so."""
 import pytest
 
 from studies import wn_vs_bn as study
-from tests.synthetic import words
+from tests.synthetic import PLANTED, check_planted, check_too_few_seeds, words
 
 PARTS = ["early training (MLP)", "early training (convnet)", "WN+MOBN vs BN", "cost per step (convnet)",
          "noise parallel to w"]
@@ -30,17 +30,13 @@ def planted(effect: str):
     return values
 
 
-@pytest.mark.parametrize("effect,word", [("yes", "reproduced"), ("no", "not reproduced"),
-                                         ("unclear", "inconclusive")])
+@pytest.mark.parametrize("effect,word", PLANTED)
 def test_each_part_gives_the_planted_word(effect, word):
-    got = words(study, planted(effect), seeds=range(8))
-    assert list(got) == PARTS
-    assert all(w == word for w in got.values()), got
+    check_planted(study, planted, PARTS, effect, word, seeds=range(8))
 
 
 def test_fewer_than_five_seeds_is_inconclusive():
-    got = words(study, planted("yes"), seeds=range(4))
-    assert set(got.values()) == {"inconclusive (n < 5)"}
+    check_too_few_seeds(study, planted)
 
 
 def test_a_diverged_arm_counts_against_itself():
