@@ -7,9 +7,10 @@ reads the stored records only.
 
 Importing the package imports `oplab.data` (image datasets) and `oplab.tasks`
 (synthetic tasks), so every dataset is in `oplab.dataset.DATASETS` whenever
-anything in oplab is imported.
+anything in oplab is imported, and `oplab.pretrain`, so that the greedy pre-training
+initializer is in `oplab.init.INITS`.
 """
 
 __version__ = "0.1.0"
 
-from oplab import data, tasks  # noqa: E402,F401  register every dataset
+from oplab import data, pretrain, tasks  # noqa: E402,F401  register every dataset and initializer

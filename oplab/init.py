@@ -9,6 +9,7 @@ in the trial's record) says what a data-dependent scheme did.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 
@@ -141,6 +142,10 @@ def lsuv(model: nn.Module, batch: torch.Tensor | None = None, *, tol: float = 0.
     return {"tol": tol, "tmax": tmax, "layers": report}
 
 
-def apply(model: nn.Module, cfg: InitConfig, batch: torch.Tensor | None = None) -> dict:
-    """Initialize `model` in place as the trial config says; return the initializer's report."""
-    return INITS.build(cfg.name, model, batch, **cfg.opts)
+def apply(model: nn.Module, cfg: InitConfig, batch: torch.Tensor | None = None,
+          train: tuple[torch.Tensor, torch.Tensor] | None = None, seed: int = 0) -> dict:
+    """Initialize `model` in place as the trial config says; return the initializer's report.
+    Initializers that train (oplab.pretrain's greedy) also get the training split and the seed."""
+    params = inspect.signature(INITS[cfg.name]).parameters
+    given = {k: v for k, v in (("train", train), ("seed", seed)) if k in params}
+    return INITS.build(cfg.name, model, batch, **cfg.opts, **given)

@@ -30,7 +30,8 @@ class Record:
     status: str  # "ok" or "diverged"
     curves: dict[str, dict[str, list]]  # table name -> column -> values (e.g. "eval": step, test_loss...)
     # final metrics: steps, clipped_steps; when ok: train_loss_running (mean minibatch loss since the last
-    # evaluation), train_loss_full (the whole training split, eval mode), test_loss, test_acc, test_err
+    # evaluation), train_loss_full (the whole training split, eval mode), test_loss, test_acc, test_err;
+    # after an initializer that trains (greedy pre-training): pretrain_updates and finetune_updates
     final: dict[str, Any]
     timings: dict[str, float]  # wall_s, train_s, time_per_step_ms, ...
     provenance: dict[str, Any]

@@ -108,7 +108,7 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float) -> Record:
     model = models.build(trial.model, data.input_shape, data.out_dim).to(device)
     norms.apply(model, trial.norm)
     extra: dict = {"n_params": models.n_params(model)}
-    init_report = initlib.apply(model, trial.init, fixed_x)
+    init_report = initlib.apply(model, trial.init, fixed_x, train=(data.x_train, data.y_train), seed=seed)
     if init_report:
         extra["init"] = init_report
     if trial.norm.name.startswith("weight") and trial.norm.data_init:
@@ -198,6 +198,9 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float) -> Record:
 
     steps_done = (diverged_step - 1) if diverged_step else total_steps
     final: dict = {"steps": steps_done, "clipped_steps": clipped}
+    if "updates" in (init_report or {}):  # an initializer that trains (greedy pre-training): compute apart
+        final["pretrain_updates"] = init_report["updates"]
+        final["finetune_updates"] = steps_done
     if status == "ok":
         final["train_loss_running"] = eval_curve["train_loss_running"][-1]
         final["train_loss_full"] = evaluate(model, data.x_train, data.y_train, data.task)["loss"]
