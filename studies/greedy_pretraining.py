@@ -29,10 +29,10 @@ deeper stages; 5 and above saturated the sigmoid codes), never on the verdict se
 
 Fair learning rates. The fine-tuning lr is chosen per (method, depth) from {0.5, 2.0} on
 tuning seeds by the final full-split training loss (never test data nor verdict seeds); the
-grid is the second table. Every arm trains at one of the two rates (none at depth 4 only at
-2.0; modern prefers 0.5). On tuning seed 1000, 4.0 gave a higher training loss than 2.0 for
-every depth-3 arm and 8.0 stalled the nets without pre-training at chance, so the grid's upper
-edge does not hold any arm back, except perhaps none at depth 4 (4.0: loss 0.83, 35 % error).
+grid and each arm's chosen rate are the second table. The grid's upper edge was set by the
+same short exploration on tuning seed 1000 (not stored): rates of 4 and 8 trained the depth-3
+arms no better than 2, and 8 stalled the nets without pre-training; the deepest net without
+pre-training may still be held back by the edge of the grid.
 
 Verdict (test error in percentage points of the 1,000 test digits, paired by seed, Student t;
 a diverged trial counts as 90 %, chance):
