@@ -132,8 +132,8 @@ def main(all_studies: list[ModuleType], argv: list[str] | None = None, prog: str
         if not args.report_only:
             from oplab import data
 
-            names = {sp.trial.data.name for p in plans for sp in p.tuning + p.trials}
-            names |= {a.trial.data.name for p in plans for a in runner.arms_of(p.study, args.budget).values()}
+            # every arm's data: the verdict trials are only known after tuning, and come from these arms
+            names = {a.trial.data.name for p in plans for a in runner.arms_of(p.study, args.budget).values()}
             for name in sorted(names):
                 try:
                     data.check_available(name, args.data_dir, args.download)

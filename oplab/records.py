@@ -65,20 +65,26 @@ class Record:
         return rec
 
 
-def save(record: Record, path: Path) -> None:
-    """Write `record` to `path` atomically (temp file in the same folder, then rename)."""
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically (temp file in the same folder, then rename): a crash
+    mid-write leaves the old file or none, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(record.to_json())
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def save(record: Record, path: Path) -> None:
+    """Write `record` to `path` atomically."""
+    atomic_write(path, record.to_json().encode())
 
 
 def load(path: Path, key: str | None = None) -> Record | None:

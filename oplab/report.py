@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 from pathlib import Path
 from types import ModuleType
@@ -24,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from oplab import kit, stats  # noqa: E402
-from oplab.records import Record  # noqa: E402
+from oplab.records import Record, atomic_write  # noqa: E402
 
 
 def frame(specs: list, recs: dict[str, Record]) -> pd.DataFrame:
@@ -169,16 +168,9 @@ def write_study(study: ModuleType, plan, recs: dict[str, Record], results_dir: P
     files["README.md"] = study_section(study, verdict, table_md, level=1).encode()
     # the same section one heading level down, with paths from results/, for results/README.md
     files["section.md"] = study_section(study, verdict, table_md, level=2, prefix=f"{study.NAME}/").encode()
-    out.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
-        _atomic_write(out / name, data)
+        atomic_write(out / name, data)
     return verdict
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _seed_text(seeds: list[int]) -> str:
@@ -311,13 +303,12 @@ def write_index(results_dir: Path, budget_note: str = "") -> Path:
         if section.exists():
             lines += [section.read_text(), ""]
     path = results_dir / "README.md"
-    results_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, "\n".join(lines).encode())
+    atomic_write(path, "\n".join(lines).encode())
     _update_project_readme(results_dir, verdicts)
     manifest = {v["study"]: {k: v.get(k) for k in ("budget", "seeds", "version", "n_trials", "n_diverged",
                                                      "compute_s", "records_from", "records_to", "provenance")}
                 for v in verdicts}
-    _atomic_write(results_dir / "manifest.json", (json.dumps(manifest, indent=1) + "\n").encode())
+    atomic_write(results_dir / "manifest.json", (json.dumps(manifest, indent=1) + "\n").encode())
     return path
 
 
@@ -341,4 +332,4 @@ def _update_project_readme(results_dir: Path, verdicts: list[dict]) -> None:
                     f"{len(v['seeds'])} | {v['budget']} |")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
-    _atomic_write(readme, (head + START + "\n" + "\n".join(rows) + "\n" + END + tail).encode())
+    atomic_write(readme, (head + START + "\n" + "\n".join(rows) + "\n" + END + tail).encode())

@@ -189,7 +189,6 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float) -> Record:
             log_curve["grad_norm"].append(grad_norm)
         t_eval = time.perf_counter()
         if step % eval_every == 0 or step == total_steps:
-            # train_loss: mean minibatch loss over the updates since the last evaluation
             record_eval(step, interval_loss / interval_n)
             interval_loss, interval_n = 0.0, 0
         if trial.monitors and not trial.monitor_start_only and (step % monitor_every == 0 or step == total_steps):
