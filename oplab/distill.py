@@ -1,0 +1,140 @@
+"""FitNets' knowledge distillation and hint primitives (Romero et al. 2015, arXiv 1412.6550).
+
+Knowledge distillation as FitNets uses it (paper sec. 2.1 and the authors' KDCost.py):
+    loss = CE(y, P_S) + lambda * CE(P_T^tau, P_S^tau),   P^tau = softmax(logits / tau),
+with CE(p, q) = -sum_i p_i log q_i averaged over the batch, tau = 3, and no tau^2 factor on the
+soft term (unlike Hinton et al. 2015): the authors divide the last layer's parameters by tau and
+add lambda_target * CE(y) + lambda_teach * CE(teacher) with lambda_target = 1. lambda decays
+linearly over training (the paper: 4 to 1; the authors' MNIST config decays it per epoch from 4
+to 0, their TeacherDecayOverEpoch); `kd_lambda` is that schedule, per step here.
+
+Hints (stage 1): the student's guided layer (its middle hidden layer) is trained to regress the
+teacher's hint layer (its middle hidden layer) through a regressor: fully connected for flat
+features; for feature maps a convolution (no padding) with kernel N_guided - N_hint + 1 so the
+output has the hint's spatial size (the authors' generateConvRegressor), followed by the hint
+layer's nonlinearity. Loss 1/2 ||hint - r(guided)||^2: see `hint_loss` for the reduction.
+
+`forward_to` and `middle_block` find hidden blocks in the nn.Sequential models of `oplab.models`
+(every hidden block `weight layer -> norm -> activation`), after `oplab.norms.apply` too.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from oplab.models import ACTIVATIONS, probing
+from oplab.net2net import hidden_blocks
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, y: torch.Tensor, lam: float,
+            tau: float = 3.0) -> torch.Tensor:
+    """CE(y, P_S) + lam * CE(P_T^tau, P_S^tau), each cross-entropy averaged over the batch; no tau^2
+    factor (the paper's eq. and the authors' KDCost). The teacher's logits are detached. With
+    lam == 0 this is exactly F.cross_entropy(student_logits, y)."""
+    if tau <= 0:
+        raise ValueError(f"tau must be > 0; got {tau}")
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"student logits {tuple(student_logits.shape)} and teacher logits "
+                         f"{tuple(teacher_logits.shape)} differ in shape")
+    hard = F.cross_entropy(student_logits, y)
+    if lam == 0:
+        return hard
+    p_t = F.softmax(teacher_logits.detach() / tau, dim=1)
+    soft = -(p_t * F.log_softmax(student_logits / tau, dim=1)).sum(dim=1).mean()
+    return hard + lam * soft
+
+
+def kd_lambda(step: int, total: int, start: float = 4.0, end: float = 1.0) -> float:
+    """The distillation weight at `step` of `total`: linear from `start` (step 0) to `end`
+    (step total), held at `end` afterwards. The paper decays 4 to 1; the authors' code decays per
+    epoch (their MNIST config: 4 to 0)."""
+    if total <= 0:
+        raise ValueError(f"total must be > 0; got {total}")
+    if step < 0:
+        raise ValueError(f"step must be >= 0; got {step}")
+    frac = min(step, total) / total
+    return float(start + (end - start) * frac)
+
+
+class HintRegressor(nn.Module):
+    """Maps the student's guided-layer output to the teacher's hint-layer shape.
+
+    `guided_shape`, `hint_shape`: per-example shapes (no batch dim). Both (C, H, W): a Conv2d from
+    C_guided to C_hint channels with kernel (H_g - H_h + 1, W_g - W_h + 1) and no padding, so the
+    output's spatial size is the hint's (the authors' convolutional regressor; a guided map smaller
+    than the hint map is refused, as in their code). Otherwise: a Linear from the flattened guided
+    features to the flattened hint, reshaped to `hint_shape` (the fully connected regressor).
+    Then `activation` (an oplab.models.ACTIVATIONS name): the hint layer's nonlinearity."""
+
+    def __init__(self, guided_shape: tuple[int, ...], hint_shape: tuple[int, ...], activation: str):
+        super().__init__()
+        self.guided_shape, self.hint_shape = tuple(guided_shape), tuple(hint_shape)
+        if len(self.guided_shape) == 3 and len(self.hint_shape) == 3:
+            (cg, hg, wg), (ch, hh, wh) = self.guided_shape, self.hint_shape
+            if hg < hh or wg < wh:
+                raise ValueError(f"the guided map {hg}x{wg} is smaller than the hint map {hh}x{wh}: a convolutional "
+                                 "regressor without padding cannot grow it; guide a larger layer or use a flat shape")
+            self.regressor: nn.Module = nn.Conv2d(cg, ch, (hg - hh + 1, wg - wh + 1))
+        else:
+            self.regressor = nn.Sequential(nn.Flatten(), nn.Linear(math.prod(self.guided_shape),
+                                                                   math.prod(self.hint_shape)))
+        self.activation = ACTIVATIONS.build(activation)
+
+    def forward(self, guided: torch.Tensor) -> torch.Tensor:
+        if tuple(guided.shape[1:]) != self.guided_shape:
+            raise ValueError(f"guided features of shape {tuple(guided.shape[1:])}; this regressor expects "
+                             f"{self.guided_shape}")
+        r = self.regressor(guided)
+        return self.activation(r.view(-1, *self.hint_shape))
+
+
+def hint_loss(hint: torch.Tensor, regressed: torch.Tensor) -> torch.Tensor:
+    """1/2 ||hint - regressed||^2, summed over every feature of an example (channels and positions)
+    and averaged over the batch. The hint (teacher) is detached.
+
+    For flat hints this is the authors' HintCost exactly (0.5 (hint - r)^2, summed over axis 1,
+    then the mean). For feature maps their code sums over axis 1 of a ('c', 0, 1, 'b') tensor
+    and averages over the other axes, a layout-dependent constant factor (1 / (C W)) below this
+    sum; we sum over all features, as the paper's norm reads."""
+    if hint.shape != regressed.shape:
+        raise ValueError(f"hint {tuple(hint.shape)} and regressed {tuple(regressed.shape)} differ in shape")
+    diff = hint.detach() - regressed
+    return 0.5 * diff.pow(2).flatten(1).sum(dim=1).mean()
+
+
+def n_blocks(model: nn.Module) -> int:
+    """The number of hidden blocks (`weight layer -> norm -> activation`) of an mlp/convnet."""
+    return len(hidden_blocks(model))
+
+
+def middle_block(model: nn.Module) -> int:
+    """The index of the middle hidden block, n // 2 of n (0-based): FitNets' hint/guided layer.
+    n // 2 matches the authors' MNIST config (hints [[3, 1]]: block 3 of the 6-layer student,
+    block 1 of the 3-layer teacher)."""
+    return n_blocks(model) // 2
+
+
+def forward_to(model: nn.Module, x: torch.Tensor, k: int) -> torch.Tensor:
+    """The output of hidden block `k`'s activation on `x`: the model's children run in order up to
+    it (the same modules as model[:i + 1], in the model's current train/eval mode)."""
+    blocks = hidden_blocks(model)
+    if not 0 <= k < len(blocks):
+        raise ValueError(f"hidden block {k} is out of range; valid: 0 to {len(blocks) - 1}")
+    children = list(model.children())
+    for m in children[:blocks[k].act + 1]:
+        x = m(x)
+    return x
+
+
+@torch.no_grad()
+def block_shape(model: nn.Module, input_shape: tuple[int, ...], k: int) -> tuple[int, ...]:
+    """The per-example shape of hidden block `k`'s output for inputs of `input_shape` (one forward
+    of a zero batch in eval mode; buffers and mode left as they were)."""
+    p = next(model.parameters())
+    with probing(model, train=False):
+        out = forward_to(model, torch.zeros(1, *input_shape, dtype=p.dtype, device=p.device), k)
+    return tuple(out.shape[1:])
