@@ -113,6 +113,42 @@ class OptimConfig(_Checked):
     options: Options = field(default_factory=tuple)
 
 
+DISTILL_METHODS = ("none", "kd", "hints")
+LAMBDA_SCHEDULES = ("linear", "constant")
+
+
+@dataclass(frozen=True)
+class DistillConfig(_Checked):
+    """Learning from the trial's `teacher` as FitNets does (Romero et al. 2015; oplab.distill).
+
+    kd: the loss is CE(y, P_S) + lambda CE(P_T^tau, P_S^tau), no tau^2 factor, lambda going
+    from lam_start at the first update to lam_end at the last (linear) or fixed at lam_start
+    (constant). hints: first `hint_steps` updates of stage 1 (the student up to its middle block
+    regresses the teacher's middle block through a learned regressor), then kd as above."""
+
+    name: str = "none"  # none | kd | hints
+    tau: float = 3.0
+    lam_start: float = 4.0
+    lam_end: float = 1.0
+    lam_schedule: str = "linear"  # linear | constant
+    hint_steps: int = 0  # stage-1 updates (hints only)
+    hint_lr: float = 0.0  # stage-1 learning rate; 0 = the trial's optim.lr
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.name not in DISTILL_METHODS:
+            raise ValueError(f"distill method {self.name!r} is not valid; valid: {', '.join(DISTILL_METHODS)}")
+        if self.lam_schedule not in LAMBDA_SCHEDULES:
+            raise ValueError(f"distill lam_schedule {self.lam_schedule!r} is not valid; "
+                             f"valid: {', '.join(LAMBDA_SCHEDULES)}")
+        if self.tau <= 0:
+            raise ValueError(f"distill tau must be > 0, got {self.tau}")
+        if self.name == "hints" and self.hint_steps < 1:
+            raise ValueError("distill method 'hints' needs hint_steps >= 1")
+        if self.name != "hints" and self.hint_steps:
+            raise ValueError(f"hint_steps is for distill method 'hints', not {self.name!r}")
+
+
 @dataclass(frozen=True)
 class Trial(_Checked):
     data: DataConfig = field(default_factory=DataConfig)
@@ -128,9 +164,17 @@ class Trial(_Checked):
     monitors: tuple[str, ...] = ()  # names in oplab.monitors.MONITORS
     monitor_every: int = 0  # updates between monitor calls; 0 = at each evaluation
     monitor_start_only: bool = False  # run the monitors once, before the first update (e.g. statistics at init)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    # a trial whose stored weights this one uses (the distillation teacher, or the net a Net2Net
+    # init grows); trained once per seed, on the same data, before every trial that names it
+    teacher: Trial | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.distill.name != "none" and self.teacher is None:
+            raise ValueError(f"distill method {self.distill.name!r} needs a teacher trial (Trial.teacher)")
+        if self.teacher is not None and self.teacher.data != self.data:
+            raise ValueError("a teacher trial must train on the same data as its student (Trial.teacher.data)")
         for name in ("batch_size", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Trial.{name} must be >= 1, got {getattr(self, name)}")
@@ -166,8 +210,9 @@ def from_dict(cls: type, data: dict[str, Any]) -> Any:
     kwargs = {}
     for key, value in data.items():
         sub = hints[key]
-        if dataclasses.is_dataclass(sub) and isinstance(value, dict):
-            value = from_dict(sub, value)
+        subs = [t for t in typing.get_args(sub) if dataclasses.is_dataclass(t)] or [sub]  # X | None -> X
+        if dataclasses.is_dataclass(subs[0]) and isinstance(value, dict):
+            value = from_dict(subs[0], value)
         kwargs[key] = value
     return cls(**kwargs)
 
@@ -199,8 +244,24 @@ def stable_hash(obj: Any, n: int = 16) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:n]
 
 
+# Trial fields added after records were first stored: at their default they are left out of
+# the key, so that every record stored before they existed keeps its key
+_LATER_FIELDS = {"distill": DistillConfig(), "teacher": None}
+
+
+def key_dict(trial: Trial) -> dict[str, Any]:
+    """The trial's dict as its key sees it (later fields at their default left out)."""
+    d = to_dict(trial)
+    for name, default in _LATER_FIELDS.items():
+        if getattr(trial, name) == default:
+            d.pop(name)
+    if trial.teacher is not None:
+        d["teacher"] = key_dict(trial.teacher)
+    return d
+
+
 def trial_key(trial: Trial, seed: int, budget: str, study: str, version: int) -> str:
     """The store key of a trial: its full config, seed, budget and the study's VERSION."""
     return stable_hash(
-        {"trial": to_dict(trial), "seed": seed, "budget": budget, "study": study, "version": version}
+        {"trial": key_dict(trial), "seed": seed, "budget": budget, "study": study, "version": version}
     )

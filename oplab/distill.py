@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -138,3 +139,55 @@ def block_shape(model: nn.Module, input_shape: tuple[int, ...], k: int) -> tuple
     with probing(model, train=False):
         out = forward_to(model, torch.zeros(1, *input_shape, dtype=p.dtype, device=p.device), k)
     return tuple(out.shape[1:])
+
+
+def hint_stage(student: nn.Module, teacher: nn.Module, trial, x_train: torch.Tensor, seed: int) -> dict:
+    """FitNets' stage 1, in place on `student`: for `trial.distill.hint_steps` updates, the student's
+    blocks up to its middle one (the guided layer) and a new `HintRegressor` minimize
+    `hint_loss(teacher's middle block, regressor(student's middle block))` with the trial's
+    optimizer kind, learning rate `hint_lr` (0: the trial's) held constant, the trial's batch size
+    and gradient clipping, on batches from a generator seeded by the trial's seed. The regressor is
+    then dropped. Returns a report: blocks, regressor, updates, the mean hint loss of the first and
+    last 10 updates, and status ("diverged" at a non-finite loss or gradient)."""
+    import dataclasses
+
+    from oplab import data as datalib
+    from oplab import optim
+
+    cfg = trial.distill
+    g, h = middle_block(student), middle_block(teacher)
+    device = x_train.device
+    guided_shape = block_shape(student, tuple(x_train.shape[1:]), g)
+    hint_shape = block_shape(teacher, tuple(x_train.shape[1:]), h)
+    regressor = HintRegressor(guided_shape, hint_shape, trial.teacher.model.activation).to(device)
+    lower = [p for m in list(student.children())[: hidden_blocks(student)[g].act + 1] for p in m.parameters()]
+    params = [p for p in lower if p.requires_grad] + list(regressor.parameters())
+    ocfg = dataclasses.replace(trial.optim, lr=cfg.hint_lr or trial.optim.lr, schedule="constant",
+                               options={k: v for k, v in trial.optim.opts.items() if not k.startswith("schedule_")})
+    opt, _ = optim.build(params, ocfg, cfg.hint_steps)
+    batches = datalib.batches(len(x_train), trial.batch_size, torch.Generator().manual_seed(seed + 20_011))
+    losses: list[float] = []
+    status = "ok"
+    student.train()
+    for _ in range(cfg.hint_steps):
+        x = x_train[next(batches).to(device)]
+        with torch.no_grad():
+            hint = forward_to(teacher, x, h)
+        opt.zero_grad(set_to_none=True)
+        loss = hint_loss(hint, regressor(forward_to(student, x, g)))
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            status = "diverged"
+            break
+        loss.backward()
+        grad_norm, _ = optim.clip_gradients(params, trial.optim)
+        if not math.isfinite(grad_norm):
+            status = "diverged"
+            break
+        opt.step()
+        losses.append(value)
+    return {"guided_block": g, "hint_block": h, "guided_shape": list(guided_shape), "hint_shape": list(hint_shape),
+            "regressor": type(regressor.regressor).__name__ if not isinstance(regressor.regressor, nn.Sequential)
+            else "Linear", "updates": len(losses), "status": status,
+            "loss_first10": float(np.mean(losses[:10])) if losses else None,
+            "loss_last10": float(np.mean(losses[-10:])) if losses else None}

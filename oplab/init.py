@@ -142,10 +142,52 @@ def lsuv(model: nn.Module, batch: torch.Tensor | None = None, *, tol: float = 0.
     return {"tol": tol, "tmax": tmax, "layers": report}
 
 
+@INITS.register("net2net")
+@torch.no_grad()
+def net2net(model: nn.Module, batch: torch.Tensor | None = None, *, ops: list, noise: float = 0.0,
+            teacher: nn.Module | None = None, seed: int = 0) -> dict:
+    """Net2Net (Chen, Goodfellow & Shlens 2016): grow the trained teacher (Trial.teacher) by
+    function-preserving transforms (oplab.net2net) into the trial's architecture, and copy the
+    grown weights into `model`. `ops`: a list of ["wider", layer, width] and ["deeper", layer]
+    applied in order (layer: 0-based hidden weight layer); `noise`: Net2WiderNet's symmetry-
+    breaking noise (std = noise x the layer's weight std), drawn from a generator seeded by the
+    trial's seed. `batch` sets an inserted batch norm to undo itself. Reports the ops and the
+    measured preservation error max |f_grown(x) - f_teacher(x)| on the batch, in eval mode."""
+    from oplab import net2net as n2n
+
+    if teacher is None:
+        raise ValueError("the net2net init grows a trained teacher: give the trial a teacher (Trial.teacher)")
+    gen = torch.Generator().manual_seed(seed + 30_011)
+    grown = teacher
+    for op in ops:
+        kind, args = op[0], list(op[1:])
+        if kind == "wider":
+            grown = n2n.wider(grown, int(args[0]), int(args[1]), noise=noise, generator=gen)
+        elif kind == "deeper":
+            grown = n2n.deeper(grown, int(args[0]), batch=batch)
+        else:
+            raise ValueError(f"net2net op {kind!r} is not valid; valid: wider, deeper")
+    n2n.same_structure(grown, model, raise_error=True)
+    model.load_state_dict(grown.state_dict())
+    report = {"ops": [list(op) for op in ops], "noise": noise}
+    if batch is not None:  # the measured preservation error, as trained and with the noise off
+        exact = teacher
+        for op in ops:
+            exact = (n2n.wider(exact, int(op[1]), int(op[2]), generator=torch.Generator().manual_seed(seed))
+                     if op[0] == "wider" else n2n.deeper(exact, int(op[1]), batch=batch))
+        with probing(model, train=False), probing(exact, train=False):
+            ref = teacher(batch)
+            report["preservation_error"] = float((model(batch) - ref).abs().max())
+            report["preservation_error_no_noise"] = float((exact(batch) - ref).abs().max())
+    return report
+
+
 def apply(model: nn.Module, cfg: InitConfig, batch: torch.Tensor | None = None,
-          train: tuple[torch.Tensor, torch.Tensor] | None = None, seed: int = 0) -> dict:
+          train: tuple[torch.Tensor, torch.Tensor] | None = None, seed: int = 0,
+          teacher: nn.Module | None = None) -> dict:
     """Initialize `model` in place as the trial config says; return the initializer's report.
-    Initializers that train (oplab.pretrain's greedy) also get the training split and the seed."""
+    Initializers that train (oplab.pretrain's greedy) also get the training split and the seed;
+    an initializer that grows a teacher (net2net) gets the teacher's trained model."""
     params = inspect.signature(INITS[cfg.name]).parameters
-    given = {k: v for k, v in (("train", train), ("seed", seed)) if k in params}
+    given = {k: v for k, v in (("train", train), ("seed", seed), ("teacher", teacher)) if k in params}
     return INITS.build(cfg.name, model, batch, **cfg.opts, **given)

@@ -29,6 +29,14 @@ def adam(params: Iterable, *, lr, momentum, weight_decay, beta2: float = 0.999,
     return torch.optim.Adam(params, lr=lr, betas=(momentum or 0.9, beta2), eps=eps, weight_decay=weight_decay)
 
 
+@OPTIMIZERS.register("rmsprop")
+def rmsprop(params: Iterable, *, lr, momentum, weight_decay, alpha: float = 0.9,
+            eps: float = 1e-6) -> torch.optim.Optimizer:
+    """RMSProp (Tieleman & Hinton 2012); alpha is the decay of the squared-gradient average
+    (0.9 as in Hinton's lecture; torch's own default is 0.99)."""
+    return torch.optim.RMSprop(params, lr=lr, alpha=alpha, eps=eps, momentum=momentum, weight_decay=weight_decay)
+
+
 @SCHEDULES.register("constant")
 def constant(total_steps: int) -> Callable[[int], float]:
     return lambda step: 1.0

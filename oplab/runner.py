@@ -12,6 +12,8 @@ loses no finished trial.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import hashlib
+import io
 import multiprocessing
 import os
 import warnings
@@ -129,13 +131,18 @@ def finish_plan(p: StudyPlan, tuning_frame) -> None:
 
 
 class Store:
-    """One JSON file a trial under results/<study>/trials/."""
+    """One JSON file a trial under results/<study>/trials/; the trained weights of a trial that
+    others learn from (a teacher) beside it, under results/<study>/weights/<key>.pt."""
 
     def __init__(self, results_dir: Path, study: str):
         self.dir = Path(results_dir) / study / "trials"
+        self.weights_dir = Path(results_dir) / study / "weights"
 
     def path(self, key: str) -> Path:
         return self.dir / f"{key}.json"
+
+    def weights_path(self, key: str) -> Path:
+        return self.weights_dir / f"{key}.pt"
 
     def load(self, key: str) -> Record | None:
         return records.load(self.path(key), key)
@@ -143,17 +150,81 @@ class Store:
     def save(self, record: Record) -> None:
         records.save(record, self.path(record.key))
 
+    def save_weights(self, key: str, weights: bytes) -> None:
+        records.atomic_write(self.weights_path(key), weights)
 
-def run_spec(spec: TrialSpec, runtime: Runtime) -> Record:
-    """Train one trial and stamp the record with its key (runs in a worker)."""
-    from oplab.train import train
+    def load_weights(self, key: str) -> bytes | None:
+        path = self.weights_path(key)
+        return path.read_bytes() if path.exists() else None
 
-    rec = train(spec.trial, spec.seed, runtime)
-    return replace(rec, key=spec.key, study=spec.study, budget=spec.budget, version=spec.version)
+
+def teacher_spec(spec: TrialSpec) -> TrialSpec | None:
+    """The trial whose weights `spec` learns from (same study, seed, budget and block), or None."""
+    if spec.trial.teacher is None:
+        return None
+    return TrialSpec(spec.study, f"teacher of {spec.arm}", spec.seed, spec.budget, spec.version,
+                     spec.trial.teacher, (), spec.block)
+
+
+def weights_digest(weights: bytes) -> str:
+    return hashlib.sha256(weights).hexdigest()[:16]
+
+
+def run_spec(spec: TrialSpec, runtime: Runtime, teacher_weights: bytes | None = None,
+             keep_weights: bool = False) -> tuple[Record, bytes | None]:
+    """Train one trial (runs in a worker): its record stamped with its key, and its trained
+    weights (torch.save of the state_dict) when `keep_weights` and it did not diverge.
+    A student's record names its teacher's key and the digest of the weights it learned from."""
+    import torch
+
+    from oplab.train import train_model
+
+    state = torch.load(io.BytesIO(teacher_weights), weights_only=True) if teacher_weights is not None else None
+    rec, model = train_model(spec.trial, spec.seed, runtime, state)
+    rec = replace(rec, key=spec.key, study=spec.study, budget=spec.budget, version=spec.version)
+    if teacher_weights is not None:
+        rec.extra["teacher"] = {"key": teacher_spec(spec).key, "weights_sha256": weights_digest(teacher_weights)}
+    weights = None
+    if keep_weights and model is not None:
+        buf = io.BytesIO()
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
+        weights = buf.getvalue()
+        rec.extra["weights_sha256"] = weights_digest(weights)
+    return rec, weights
+
+
+def untrainable(spec: TrialSpec, teacher: Record) -> Record:
+    """The record of a trial that cannot train because its teacher diverged: a failure, stored
+    like one, that names the teacher."""
+    from oplab.config import to_dict
+
+    return Record(config=to_dict(spec.trial), seed=spec.seed, status="diverged", diverged_step=0, curves={},
+                  final={"steps": 0}, timings={"wall_s": 0.0}, provenance={},
+                  extra={"teacher": {"key": teacher.key, "status": teacher.status}},
+                  key=spec.key, study=spec.study, budget=spec.budget, version=spec.version)
 
 
 def default_jobs() -> int:
     return max(1, os.cpu_count() or 1)
+
+
+class _Order:
+    """Which trials may start: a trial waits until the teacher it learns from is stored."""
+
+    def __init__(self, todo: dict[str, TrialSpec], teachers: set[str]):
+        self.waiting: dict[str, list[TrialSpec]] = {}
+        ready = []
+        for s in todo.values():
+            t = teacher_spec(s)
+            if t is not None and t.key in todo:
+                self.waiting.setdefault(t.key, []).append(s)
+            else:
+                ready.append(s)
+        # teachers first, so that their students can start as early as possible
+        self.first = sorted(ready, key=lambda s: s.key not in teachers)
+
+    def after(self, key: str) -> list[TrialSpec]:
+        return self.waiting.pop(key, [])
 
 
 def run(
@@ -166,41 +237,92 @@ def run(
     progress: bool = True,
     desc: str = "",
 ) -> dict[str, Record]:
-    """Train every spec not yet stored; return key -> record for all of them.
+    """Train every spec not yet stored (and, first, every teacher a spec learns from); return
+    key -> record for all of them, teachers included.
 
-    Records are saved by this (the collecting) process as each trial finishes."""
+    Records (and a teacher's weights) are saved by this, the collecting, process as each trial
+    finishes. A teacher is trained once per seed however many trials learn from it; when its
+    record is stored but its weights are not (they are not committed with results/), it is
+    trained again, with a warning, before any trial that needs it."""
     if executor not in EXECUTORS:
         raise ValueError(f"executor {executor!r} is not valid; valid: {', '.join(EXECUTORS)}")
-    stores = {s.study: Store(results_dir, s.study) for s in specs}
+    wanted: dict[str, TrialSpec] = {}
+    teachers: set[str] = set()
+
+    def add(s: TrialSpec) -> None:
+        wanted.setdefault(s.key, s)  # arms that share a config share one trial (same key)
+        t = teacher_spec(s)
+        if t is not None:
+            teachers.add(t.key)
+            add(t)
+
+    for s in specs:
+        add(s)
+    stores = {s.study: Store(results_dir, s.study) for s in wanted.values()}
     done: dict[str, Record] = {}
     todo: dict[str, TrialSpec] = {}
-    for s in specs:  # arms that share a config share one trial (same key)
-        if s.key in done or s.key in todo:
-            continue
-        rec = stores[s.study].load(s.key)
+    for key, s in wanted.items():
+        rec = stores[s.study].load(key)
         if rec is None:
-            todo[s.key] = s
+            todo[key] = s
         else:
-            done[s.key] = rec
+            done[key] = rec
+    # a student to train needs its teacher's weights: retrain a stored teacher whose weights are gone
+    queue = list(todo.values())
+    while queue:
+        t = teacher_spec(queue.pop())
+        if t is None or t.key in todo:
+            continue
+        if done[t.key].status == "ok" and stores[t.study].load_weights(t.key) is None:
+            warnings.warn(f"{t.study}: the weights of teacher trial {t.key} (seed {t.seed}) are not stored; "
+                          "training it again", stacklevel=2)
+            todo[t.key] = t
+            del done[t.key]
+            queue.append(t)
     if not todo:
         return done
 
     bar = tqdm(total=len(todo), desc=desc or "trials", unit="trial", disable=not progress, dynamic_ncols=True)
+    order = _Order(todo, teachers)
 
-    def collect(rec: Record) -> None:
+    def collect(spec: TrialSpec, rec: Record, weights: bytes | None) -> list[TrialSpec]:
+        """Store a finished trial; return the trials it lets start."""
+        if weights is not None:
+            stores[rec.study].save_weights(rec.key, weights)
         stores[rec.study].save(rec)
         done[rec.key] = rec
         bar.set_postfix_str(f"{rec.study} {rec.status}", refresh=False)
         bar.update(1)
+        released = order.after(spec.key)
+        if rec.status == "ok":
+            return released
+        for s in released:  # a diverged teacher: its students are failures that name it
+            collect(s, untrainable(s, rec), None)
+        return []
 
+    def args(s: TrialSpec) -> tuple:
+        t = teacher_spec(s)
+        return s, rt, (stores[t.study].load_weights(t.key) if t is not None else None), s.key in teachers
+
+    rt = replace(runtime, threads=THREADS_PER_TRIAL)
+    first = []
+    for s in order.first:  # a teacher stored as diverged: its students fail without training
+        t = teacher_spec(s)
+        if t is not None and done[t.key].status != "ok":
+            collect(s, untrainable(s, done[t.key]), None)
+        else:
+            first.append(s)
+    order.first = first
     try:
         if executor == "dask":
-            _run_dask(list(todo.values()), runtime, scheduler, collect)
+            _run_dask(order.first, args, scheduler, collect)
         elif jobs <= 1:
-            for spec in todo.values():
-                collect(run_spec(spec, replace(runtime, threads=THREADS_PER_TRIAL)))
+            ready = list(order.first)
+            while ready:
+                s = ready.pop(0)
+                ready += collect(s, *run_spec(*args(s)))
         else:
-            _run_pool(list(todo.values()), replace(runtime, threads=THREADS_PER_TRIAL), jobs, collect)
+            _run_pool(order.first, args, jobs, len(todo), collect)
     finally:
         bar.close()
     return done
@@ -216,13 +338,17 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
-def _run_pool(todo: list[TrialSpec], runtime: Runtime, jobs: int, collect) -> None:
+def _run_pool(first: list[TrialSpec], args, jobs: int, n: int, collect) -> None:
     ctx = multiprocessing.get_context("spawn")  # fork after torch has started threads can deadlock
-    pool = cf.ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_init_worker)
+    pool = cf.ProcessPoolExecutor(max_workers=min(jobs, n), mp_context=ctx, initializer=_init_worker)
     try:
-        futures = [pool.submit(run_spec, s, runtime) for s in todo]
-        for fut in cf.as_completed(futures):
-            collect(fut.result())
+        running = {pool.submit(run_spec, *args(s)): s for s in first}
+        while running:
+            finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+            for fut in finished:
+                spec = running.pop(fut)
+                for s in collect(spec, *fut.result()):
+                    running[pool.submit(run_spec, *args(s))] = s
     except BaseException:  # Ctrl-C or a failed trial: stop the workers now; stored records stay
         workers = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
@@ -232,7 +358,7 @@ def _run_pool(todo: list[TrialSpec], runtime: Runtime, jobs: int, collect) -> No
     pool.shutdown()
 
 
-def _run_dask(todo: list[TrialSpec], runtime: Runtime, scheduler: str | None, collect) -> None:
+def _run_dask(first: list[TrialSpec], args, scheduler: str | None, collect) -> None:
     try:
         from dask.distributed import Client, as_completed
     except ImportError:
@@ -240,8 +366,16 @@ def _run_dask(todo: list[TrialSpec], runtime: Runtime, scheduler: str | None, co
     # without a scheduler: an in-process cluster (for trying the path out)
     client = Client(scheduler) if scheduler else Client(processes=False, n_workers=1, threads_per_worker=2)
     try:
-        futures = [client.submit(run_spec, s, runtime, pure=False) for s in todo]
-        for fut in as_completed(futures):
-            collect(fut.result())  # workers return records; this process writes them
+        specs = {}
+
+        def submit(s: TrialSpec):
+            fut = client.submit(run_spec, *args(s), pure=False)
+            specs[fut.key] = s
+            return fut
+
+        pending = as_completed([submit(s) for s in first])
+        for fut in pending:
+            for s in collect(specs.pop(fut.key), *fut.result()):  # workers return records; this process writes
+                pending.add(submit(s))
     finally:
         client.close()

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from oplab import data as datalib
+from oplab import distill, models, monitors, norms, optim
 from oplab import init as initlib
-from oplab import models, monitors, norms, optim
 from oplab.config import Trial, to_dict
 from oplab.records import Record, provenance
 
@@ -63,15 +63,37 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task: str
 _ONE_AT_A_TIME = threading.Lock()
 
 
-def train(trial: Trial, seed: int, runtime: Runtime = Runtime()) -> Record:
+def train(trial: Trial, seed: int, runtime: Runtime = Runtime(), teacher_state: dict | None = None) -> Record:
+    """Train one trial; `teacher_state` is the state_dict of `trial.teacher`'s trained model."""
+    return train_model(trial, seed, runtime, teacher_state)[0]
+
+
+def train_model(trial: Trial, seed: int, runtime: Runtime = Runtime(),
+                teacher_state: dict | None = None) -> tuple[Record, torch.nn.Module | None]:
+    """Train one trial; return its record and its trained model (None for a diverged trial)."""
     with _ONE_AT_A_TIME:
         t_start = time.perf_counter()
         prev_threads = torch.get_num_threads()
         torch.set_num_threads(runtime.threads)
         try:
-            return _train(trial, seed, runtime, t_start)
+            return _train(trial, seed, runtime, t_start, teacher_state)
         finally:
             torch.set_num_threads(prev_threads)
+
+
+def load_teacher(teacher: Trial, data: datalib.Dataset, state: dict | None, device: torch.device) -> torch.nn.Module:
+    """The teacher trial's model with its stored weights, in eval mode, frozen."""
+    if state is None:
+        raise ValueError("this trial names a teacher (Trial.teacher) but no teacher weights were given; "
+                         "run it through oplab.runner, which trains the teacher first")
+    with torch.random.fork_rng(devices=[]):  # the teacher's throwaway init draws nothing from the trial's seed
+        model = models.build(teacher.model, data.input_shape, data.out_dim)
+        norms.apply(model, teacher.norm)
+    model.load_state_dict(state)
+    model.to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
 
 
 def _sync(device: torch.device) -> None:
@@ -79,7 +101,12 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float) -> Record:
+def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float,
+           teacher_state: dict | None = None) -> tuple[Record, torch.nn.Module | None]:
+    from oplab import seqtrain  # sequence-to-sequence tasks on generated streams have their own loop
+
+    if seqtrain.handles(trial):
+        return seqtrain.train(trial, seed, runtime, t_start), None
     device = torch.device(runtime.device)
     torch.manual_seed(seed)
 
@@ -93,6 +120,8 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float) -> Record:
     eval_every = trial.eval_every or steps_per_epoch
     monitor_every = trial.monitor_every or eval_every
     loss_fn = loss_function(data.task)
+    if trial.distill.name != "none" and data.task != "classification":
+        raise ValueError(f"distill method {trial.distill.name!r} needs a classification task")
     # two fixed batches drawn apart from the training order: `fixed` for data-dependent init,
     # `probe` (disjoint from it when the split allows) for monitors, so that a monitor never
     # re-measures an initializer on the very batch it was fitted on
@@ -104,15 +133,24 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float) -> Record:
     fixed_x = data.x_train[fixed_idx.to(device)]
     probe_x, probe_y = data.x_train[probe_idx.to(device)], data.y_train[probe_idx.to(device)]
 
+    teacher = load_teacher(trial.teacher, data, teacher_state, device) if trial.teacher is not None else None
+
     # --- model: architecture, then normalizer, then weights (data-dependent schemes see the batch)
     model = models.build(trial.model, data.input_shape, data.out_dim).to(device)
     norms.apply(model, trial.norm)
     extra: dict = {"n_params": models.n_params(model)}
-    init_report = initlib.apply(model, trial.init, fixed_x, train=(data.x_train, data.y_train), seed=seed)
+    if teacher is not None:
+        extra["teacher_params"] = sum(p.numel() for p in teacher.parameters())
+    init_report = initlib.apply(model, trial.init, fixed_x, train=(data.x_train, data.y_train), seed=seed,
+                                teacher=teacher)
     if init_report:
         extra["init"] = init_report
     if trial.norm.name.startswith("weight") and trial.norm.data_init:
         extra["data_init"] = norms.data_dependent_init(model, fixed_x)
+    pre_status = "ok"
+    if trial.distill.name == "hints":  # FitNets stage 1, before the loop's stage 2 (kd)
+        extra["hints"] = distill.hint_stage(model, teacher, trial, data.x_train, seed)
+        pre_status = extra["hints"]["status"]
     model.train()
 
     # --- optimizer
@@ -154,16 +192,24 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float) -> Record:
     eval_s = time.perf_counter() - t_eval
 
     # --- the loop
-    status, diverged_step, clipped = "ok", None, 0
+    status, diverged_step, clipped = pre_status, (0 if pre_status != "ok" else None), 0
     step_times: list[float] = []
     interval_loss, interval_n = 0.0, 0
-    for step in range(1, total_steps + 1):
+    dist = trial.distill
+    for step in range(1, total_steps + 1 if status == "ok" else 1):
         idx = next(batch_iter).to(device)
         x, y = data.x_train[idx], data.y_train[idx]
         _sync(device)
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
+        if teacher is not None and dist.name != "none":  # knowledge distillation (FitNets' stage 2)
+            with torch.no_grad():
+                teacher_out = teacher(x)
+            lam = (distill.kd_lambda(step - 1, total_steps, dist.lam_start, dist.lam_end)
+                   if dist.lam_schedule == "linear" else dist.lam_start)
+            loss = distill.kd_loss(model(x), teacher_out, y, lam, dist.tau)
+        else:
+            loss = loss_fn(model(x), y)
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
             status, diverged_step = "diverged", step
@@ -195,10 +241,11 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float) -> Record:
             record_monitors(step)
         eval_s += time.perf_counter() - t_eval
 
-    steps_done = (diverged_step - 1) if diverged_step else total_steps
+    steps_done = max(0, diverged_step - 1) if diverged_step is not None else total_steps
     final: dict = {"steps": steps_done, "clipped_steps": clipped}
-    if "updates" in (init_report or {}):  # an initializer that trains (greedy pre-training): compute apart
-        final["pretrain_updates"] = init_report["updates"]
+    pre_updates = (init_report or {}).get("updates", 0) + extra.get("hints", {}).get("updates", 0)
+    if "updates" in (init_report or {}) or "hints" in extra:  # a stage before the loop: its updates apart
+        final["pretrain_updates"] = pre_updates
         final["finetune_updates"] = steps_done
     if status == "ok":
         final["train_loss_running"] = eval_curve["train_loss_running"][-1]
@@ -216,10 +263,11 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float) -> Record:
     train_s = sum(step_times)
     # the median step time resists bursts of load from other processes on a shared machine
     median_ms = 1000 * statistics.median(step_times) if step_times else float("nan")
-    return Record(
+    record = Record(
         config=to_dict(trial), seed=seed, status=status, diverged_step=diverged_step, curves=curves,
         final=final, extra=extra,
         timings={"wall_s": wall, "train_s": train_s, "eval_s": eval_s,
                  "time_per_step_ms": median_ms, "mean_step_ms": 1000 * train_s / max(1, len(step_times))},
         provenance=provenance(runtime.device, runtime.threads),
     )
+    return record, (model if status == "ok" else None)

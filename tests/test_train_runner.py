@@ -105,7 +105,7 @@ def test_runner_skips_stored_trials_and_recomputes_invalid_ones(tmp_path, monkey
 
     calls = []
     real = runner.run_spec
-    monkeypatch.setattr(runner, "run_spec", lambda s, rt: calls.append(s) or real(s, rt))
+    monkeypatch.setattr(runner, "run_spec", lambda s, *a: calls.append(s) or real(s, *a))
     again = runner.run(specs, tmp_path, Runtime(), jobs=1, progress=False)
     assert calls == [] and {k: r.curves for k, r in again.items()} == {k: r.curves for k, r in recs.items()}
 
