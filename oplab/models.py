@@ -281,3 +281,56 @@ def single_unit(*, input_shape, out_dim, depth, width, activation, w0: float = 5
     if b0 is None:
         b0 = single_unit_wall_b(w0, steps=steps, x0=x0, target=target)
     return SingleUnit(w0, b0, steps, x0)
+
+
+# --- character-level sequence to sequence (Zaremba & Sutskever 2014, "Learning to Execute")
+
+
+class CharLSTM(nn.Module):
+    """Character embedding -> `depth` stacked LSTM layers of `width` units -> a linear read-out over
+    the vocabulary. One network reads the prompt and then emits the answer, one character a step,
+    as in Learning to Execute: in training it is fed the true previous character (teacher forcing);
+    at evaluation `greedy` feeds back its own most likely character."""
+
+    def __init__(self, vocab: int, embed: int, depth: int, width: int):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, embed)
+        self.lstm = nn.LSTM(embed, width, num_layers=depth, batch_first=True)
+        self.readout = nn.Linear(width, vocab)
+
+    def forward(self, tokens: torch.Tensor, state=None, return_state: bool = False):
+        """Next-character logits (batch, time, vocab) for token ids (batch, time)."""
+        h, state = self.lstm(self.embed(tokens), state)
+        logits = self.readout(h)
+        return (logits, state) if return_state else logits
+
+    @torch.no_grad()
+    def greedy(self, prompt: torch.Tensor, steps: int) -> torch.Tensor:
+        """Read `prompt` (batch, time) and emit `steps` characters, each the argmax given the
+        characters emitted before it: (batch, steps) token ids."""
+        logits, state = self(prompt, return_state=True)
+        out = []
+        nxt = logits[:, -1].argmax(-1)
+        for _ in range(steps):
+            out.append(nxt)
+            logits, state = self(nxt[:, None], state, return_state=True)
+            nxt = logits[:, -1].argmax(-1)
+        return torch.stack(out, dim=1)
+
+
+@MODELS.register("char_lstm")
+def char_lstm(*, input_shape, out_dim, depth, width, activation, embed: int = 0,
+              init_scale: float = 0.08) -> nn.Module:
+    """Character LSTM over a vocabulary of `out_dim` symbols (`input_shape` = (vocabulary size,)).
+    `embed`: embedding size (0 = `width`, as the authors' 400-d embedding for 400 units).
+    `init_scale`: every weight and bias uniform in [-s, s] (the authors' 0.08; 0 keeps torch's
+    defaults). `activation` is unused (an LSTM's gates fix their own)."""
+    if tuple(input_shape) != (out_dim,):
+        raise ValueError(f"char_lstm reads and emits one vocabulary: input_shape must be ({out_dim},), "
+                         f"got {tuple(input_shape)}")
+    model = CharLSTM(out_dim, embed or width, depth, width)
+    if init_scale > 0:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.uniform_(-init_scale, init_scale)
+    return model

@@ -1,0 +1,73 @@
+"""curriculum_rnn's verdict on synthetic records with known answers: each part must say
+reproduced, not reproduced and inconclusive when the data say so; a diverged trial counts as 0 %
+accuracy against its arm; naive vs baseline is a finding in a table, not a part."""
+
+import numpy as np
+import pytest
+
+from studies import curriculum_rnn as study
+from tests.synthetic import PLANTED, check_planted, check_too_few_seeds, context, table, words
+
+PARTS = ["(1a) combined vs baseline, char", "(1b) combined vs baseline, seq", "(2a) combined vs mix, char",
+         "(2b) combined vs mix, seq", "(3a) combined vs naive, char", "(3b) combined vs naive, seq"]
+
+# planted accuracies (%) per effect: "yes" puts every part's true effect on its claimed side, "no" on the
+# other side, "unclear" exactly at each threshold (0 for part 1, -2 pp for parts 2 and 3)
+ACC = {"yes": {"combined": 60.0, "baseline": 50.0, "mix": 55.0, "naive": 55.0},
+       "no": {"combined": 40.0, "baseline": 50.0, "mix": 50.0, "naive": 50.0},
+       "unclear": {"combined": 50.0, "baseline": 50.0, "mix": 52.0, "naive": 52.0}}
+SPREAD = {"combined": 1.0, "baseline": -1.0, "mix": 0.5, "naive": -0.5}
+
+
+def planted(effect: str):
+    def values(f, seed, rng):
+        if effect == "unclear":  # alternating-sign seed noise, different per arm: wide intervals centred on the
+            noise = 6.0 * (-1) ** seed * SPREAD[f["strategy"]]  # planted difference
+        else:
+            noise = rng.normal(0, 0.5)
+        level = ACC[effect][f["strategy"]] - 5.0 * (f["target"] - 2)  # harder targets score lower
+        return {"char_pct": level + noise, "seq_pct": level / 2 + noise}
+
+    return values
+
+
+@pytest.mark.parametrize("effect,word", PLANTED)
+def test_each_part_gives_the_planted_word(effect, word):
+    check_planted(study, planted, PARTS, effect, word, seeds=range(8))
+
+
+def test_fewer_than_five_seeds_is_inconclusive():
+    check_too_few_seeds(study, planted)
+
+
+def test_a_diverged_combined_arm_counts_against_itself():
+    def values(f, seed, rng):
+        v = planted("yes")(f, seed, rng)
+        if f["strategy"] == "combined":
+            v.update(status="diverged", char_pct=float("nan"), seq_pct=float("nan"))
+        return v
+
+    got = words(study, values, seeds=range(6))
+    assert set(got.values()) == {"not reproduced"}
+
+
+def test_measure_reads_fractions_and_the_finding_table_reports_naive_vs_baseline():
+    """Through measure(): accuracies as fractions become percent; naive planted 20 pp below baseline at
+    one target is reported as 'below' there and 'not told apart' where they are equal."""
+    def values(f, seed, rng):
+        acc = 0.5 + rng.normal(0, 0.005) - (0.2 if f["strategy"] == "naive" and f["target"] == 3 else 0.0)
+        return {"char_acc": acc, "seq_acc": acc / 2, "target_step": 200.0 if f["strategy"] != "baseline" else None,
+                "time_per_step_ms": 2.5}
+
+    seeds = range(6)
+    ctx = context(study, seeds)
+    t = study.measure(table(study, values, seeds), {}, ctx)
+    assert np.allclose(t["char_pct"], 100 * t["char_acc"]) and set(t["reached_target"]) == {0.0, 1.0}
+    tabs = study.tables(t, {}, ctx)
+    finding = tabs["finding, not a verdict part: naive minus baseline"]
+    char = finding[finding["metric"].str.startswith("per-character")].set_index("target")
+    assert char.loc[3, "found"] == "below" and abs(char.loc[3, "naive minus baseline (pp)"] + 20) < 1
+    assert char.loc[2, "found"] == "not told apart"
+    beside = tabs["the paper's statements beside ours"]
+    assert len(beside) == 3 and "3 digits" in beside.iloc[2, 2]
+    assert list(words(study, values, seeds)) == PARTS  # naive vs baseline: a finding, never a part
