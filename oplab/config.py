@@ -124,7 +124,8 @@ class DistillConfig(_Checked):
     kd: the loss is CE(y, P_S) + lambda CE(P_T^tau, P_S^tau), no tau^2 factor, lambda going
     from lam_start at the first update to lam_end at the last (linear) or fixed at lam_start
     (constant). hints: first `hint_steps` updates of stage 1 (the student up to its middle block
-    regresses the teacher's middle block through a learned regressor), then kd as above."""
+    regresses the teacher's middle block through a learned regressor; other blocks by
+    guided_block and hint_block), then kd as above."""
 
     name: str = "none"  # none | kd | hints
     tau: float = 3.0
@@ -133,6 +134,8 @@ class DistillConfig(_Checked):
     lam_schedule: str = "linear"  # linear | constant
     hint_steps: int = 0  # stage-1 updates (hints only)
     hint_lr: float = 0.0  # stage-1 learning rate; 0 = the trial's optim.lr
+    guided_block: int = -1  # the student's hidden block that is guided (0-based); -1 = the middle one
+    hint_block: int = -1  # the teacher's hidden block that gives the hint; -1 = the middle one
 
     def __post_init__(self) -> None:
         super().__post_init__()

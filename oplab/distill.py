@@ -143,8 +143,8 @@ def block_shape(model: nn.Module, input_shape: tuple[int, ...], k: int) -> tuple
 
 def hint_stage(student: nn.Module, teacher: nn.Module, trial, x_train: torch.Tensor, seed: int) -> dict:
     """FitNets' stage 1, in place on `student`: for `trial.distill.hint_steps` updates, the student's
-    blocks up to its middle one (the guided layer) and a new `HintRegressor` minimize
-    `hint_loss(teacher's middle block, regressor(student's middle block))` with the trial's
+    blocks up to its guided block (default: the middle one) and a new `HintRegressor` minimize
+    `hint_loss(teacher's hint block, regressor(student's guided block))` with the trial's
     optimizer kind, learning rate `hint_lr` (0: the trial's) held constant, the trial's batch size
     and gradient clipping, on batches from a generator seeded by the trial's seed. The regressor is
     then dropped. Returns a report: blocks, regressor, updates, the mean hint loss of the first and
@@ -155,7 +155,11 @@ def hint_stage(student: nn.Module, teacher: nn.Module, trial, x_train: torch.Ten
     from oplab import optim
 
     cfg = trial.distill
-    g, h = middle_block(student), middle_block(teacher)
+    g = middle_block(student) if cfg.guided_block < 0 else cfg.guided_block
+    h = middle_block(teacher) if cfg.hint_block < 0 else cfg.hint_block
+    for name, k, m in (("guided_block", g, student), ("hint_block", h, teacher)):
+        if not 0 <= k < n_blocks(m):
+            raise ValueError(f"distill {name} {k} is out of range; valid: 0 to {n_blocks(m) - 1} (or -1: the middle)")
     device = x_train.device
     guided_shape = block_shape(student, tuple(x_train.shape[1:]), g)
     hint_shape = block_shape(teacher, tuple(x_train.shape[1:]), h)

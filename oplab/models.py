@@ -79,12 +79,16 @@ def mlp(*, input_shape, out_dim, depth, width, activation) -> nn.Module:
 
 
 @MODELS.register("convnet")
-def convnet(*, input_shape, out_dim, depth, width, activation) -> nn.Module:
-    """`depth` 3x3 conv blocks; 2x2 max-pool and doubled channels after every second block;
-    global average pooling and a linear read-out. For 28x28 digits, depth 4 and width 16
-    give 16-16-32-32 channels (about 24k parameters)."""
+def convnet(*, input_shape, out_dim, depth, width, activation, pools: list[int] | None = None) -> nn.Module:
+    """`depth` 3x3 conv blocks; 2x2 max-pool and doubled channels after every second block
+    (or after the blocks listed in `pools`, 0-based); global average pooling and a linear
+    read-out. For 28x28 digits, depth 4 and width 16 give 16-16-32-32 channels (about 24k
+    parameters). A pool is skipped once the maps are smaller than 4x4."""
     if len(input_shape) != 3:
         raise ValueError(f"convnet needs (channels, height, width) inputs, got shape {input_shape}")
+    if pools is not None and not all(isinstance(p, int) and 0 <= p < depth for p in pools):
+        raise ValueError(f"convnet pools must be block indices in 0..{depth - 1}, got {pools}")
+    pool_after = set(range(1, depth, 2)) if pools is None else set(pools)
     c_in, size = input_shape[0], min(input_shape[1:])
     c_out = width
     layers: list[nn.Module] = []

@@ -178,3 +178,22 @@ def test_hint_stage_trains_only_the_guided_half_and_lowers_the_hint_loss():
         for name, p in m.named_parameters():
             changed = not torch.equal(before[f"{i}.{name}"], p.detach())
             assert changed == (i <= last), (i, name)
+
+
+def test_convnet_hints_and_net2net_run_through_the_runner(tmp_path):
+    """The full budget's path in small: a convnet teacher and a thinner, deeper convnet student,
+    a convolutional regressor between chosen blocks (kernel N_guided - N_hint + 1), and a convnet
+    grown deeper with its pools kept where they were."""
+    conv_teacher = override(TEACHER, {"model": ModelConfig("convnet", 3, 6), "epochs": 1})
+    stud = override(tiny_trial(), {"model": ModelConfig("convnet", 4, 2), "init.name": "he", "epochs": 1,
+                                   "teacher": conv_teacher,
+                                   "distill": DistillConfig("hints", hint_steps=3, guided_block=1, hint_block=2)})
+    deeper = override(conv_teacher, {"model": ModelConfig("convnet", 4, 6, options={"pools": [1]}),
+                                     "init": InitConfig("net2net", {"ops": [["deeper", 2]]}),
+                                     "teacher": conv_teacher})
+    s = [runner.TrialSpec("teststudy", a, 0, "smoke", 1, t) for a, t in (("hints", stud), ("deeper", deeper))]
+    recs = runner.run(s, tmp_path, Runtime(), jobs=1, progress=False)
+    hints = recs[s[0].key].extra["hints"]
+    assert hints["status"] == "ok" and hints["regressor"] == "Conv2d"
+    assert (hints["guided_shape"], hints["hint_shape"]) == ([2, 28, 28], [12, 14, 14])
+    assert recs[s[1].key].status == "ok" and recs[s[1].key].extra["init"]["preservation_error_no_noise"] < 1e-5
