@@ -96,7 +96,7 @@ def convnet(*, input_shape, out_dim, depth, width, activation, pools: list[int] 
         layers += [nn.Conv2d(c_in, c_out, 3, padding=1), NormSlot(c_out, spatial=True),
                    ACTIVATIONS.build(activation)]
         c_in = c_out
-        if i % 2 == 1 and size >= 4:
+        if i in pool_after and size >= 4:
             layers.append(nn.MaxPool2d(2))
             size //= 2
             c_out *= 2
