@@ -27,7 +27,7 @@ STATUSES = ("ok", "diverged")
 class Record:
     config: dict[str, Any]
     seed: int
-    status: str  # "ok" or "diverged"
+    status: str  # "ok" or "diverged" (diverged_step 0: before the first update, e.g. in a hint stage)
     curves: dict[str, dict[str, list]]  # table name -> column -> values (e.g. "eval": step, test_loss...)
     # final metrics: steps, clipped_steps; when ok: train_loss_running (mean minibatch loss since the last
     # evaluation), train_loss_full (the whole training split, eval mode), test_loss, test_acc, test_err;
@@ -37,8 +37,12 @@ class Record:
     provenance: dict[str, Any]
     diverged_step: int | None = None
     # documented fields: "n_params"; "init": the initializer's report as oplab.init documents it
-    # (lsuv: {"tol", "tmax", "layers": [{"layer", "var_before", "var", "iters"}, ...]}); "data_init":
-    # weight norm's data-dependent init report
+    # (lsuv: {"tol", "tmax", "layers": [{"layer", "var_before", "var", "iters"}, ...]}; net2net: {"ops",
+    # "noise", "preservation_error", "preservation_error_no_noise"}); "data_init": weight norm's
+    # data-dependent init report; "hints": FitNets' stage-1 report (oplab.distill.hint_stage);
+    # "teacher_params"; "teacher": {"key", "weights_sha256"} of the trial whose weights this one
+    # learned from ({"key", "status"} when that teacher diverged and this trial could not train);
+    # "weights_sha256": the digest of this trial's stored weights, when others learn from it
     extra: dict[str, Any] = field(default_factory=dict)
     key: str = ""
     study: str = ""

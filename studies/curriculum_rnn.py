@@ -16,11 +16,10 @@ probability 1/5 drawn as in mix). As in the authors' code the level advances und
 every arm; it drives the draws of naive and combined only.
 
 Regime. The paper trains a 2-layer LSTM of 400 units on 9-digit addition with SGD (lr 0.5, batch
-100) for days of GPU time. The quick budget has about 240 CPU-seconds for the whole study,
-replication included: an update of a 64-unit LSTM at batch 50 costs about 2.5 ms on one idle core
-(the records' time_per_step_ms; more when other processes share the cores), so 80 trials (4
-strategies x 2 targets x 5 verdict + 5 replication seeds) of 800 updates fit, with the evaluations
-and the data generation of each trial (about 0.7 s a trial beside its updates). Quick is therefore
+100) for days of GPU time. The quick budget has about four CPU-minutes for the whole study,
+replication included: 80 trials (4 strategies x 2 targets x 5 verdict + 5 replication seeds) of
+800 updates of a small LSTM, with their evaluations and data generation (the cost of an update is
+the first table's ms / update, from the records). Quick is therefore
 1 LSTM layer of 64 units (64-d embedding, weights U(-0.08, 0.08) as the authors'), batch 50, Adam
 lr 0.01 per update (constant), gradient norm rescaled to 5, 800 updates, the advance rule checked
 every 50 updates (the authors check about every 100 of many thousands; 50 lets a curriculum move

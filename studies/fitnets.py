@@ -280,12 +280,17 @@ def tables(t, curves, ctx):
     pres = pres.max().reset_index().rename(columns={
         "preservation_error": "max |f_grown - f_teacher| as trained (with noise for wider)",
         "preservation_error_no_noise": "max |f_grown - f_teacher|, noise off"})
-    users = t[t["teacher_key"].notna()].groupby("seed").agg(teacher_key=("teacher_key", "first"),
-                                                             teachers=("teacher_key", "nunique"),
-                                                             trials_using_it=("teacher_key", "size"))
-    teach = t[t["net"] == "teacher"].set_index("seed")["key"]
-    users["teacher trial's key"] = teach.reindex(users.index)
-    users["same teacher"] = users["teacher_key"] == users["teacher trial's key"]
+    learners = t[t["teacher_key"].notna()].assign(digest=_extra(t, "teacher", "weights_sha256", default=None))
+    users = learners.groupby("seed").agg(teacher_key=("teacher_key", "first"), teachers=("teacher_key", "nunique"),
+                                         trials_using_it=("teacher_key", "size"), digests=("digest", "nunique"),
+                                         digest=("digest", "first"))
+    teach = t[t["net"] == "teacher"].assign(own=_extra(t, "weights_sha256", default=None)).set_index("seed")
+    users["teacher trial's key"] = teach["key"].reindex(users.index)
+    # every learner of a seed loaded the very weights its seed's teacher record says it stored
+    same_key = (users["teacher_key"] == users["teacher trial's key"]) & (users["teachers"] == 1)
+    same_weights = (users["digests"] == 1) & (users["digest"] == teach["own"].reindex(users.index))
+    users["same teacher and weights"] = same_key & same_weights
+    users = users.drop(columns=["digests", "digest"])
     return {"FitNets: test error per arm (each at its chosen lr), beside the paper": err,
             "Net2Net: grown vs random-init nets": n2n,
             "Net2Net: measured function-preservation error on a training batch (eval mode)": pres,
