@@ -76,10 +76,12 @@ def build(params: Iterable, cfg: OptimConfig, total_steps: int):
 
 
 def clip_gradients(params: list[torch.Tensor], cfg: OptimConfig) -> tuple[float, bool]:
-    """Clip in place as configured; return (gradient norm before clipping, whether it clipped)."""
-    norm = float(torch.nn.utils.clip_grad_norm_(params, math.inf))  # inf: measure only
+    """Clip in place as configured; return (gradient norm before clipping, whether it clipped).
+    The norm is measured once and reused by norm clipping (torch's clip_grad_norm_ in two parts)."""
+    total = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None], 2.0)
+    norm = float(total)
     if cfg.clip == "norm":
-        torch.nn.utils.clip_grad_norm_(params, cfg.clip_threshold)
+        torch.nn.utils.clip_grads_with_norm_(params, cfg.clip_threshold, total)
         return norm, norm > cfg.clip_threshold
     if cfg.clip == "value":
         grads = [p.grad for p in params if p.grad is not None]
