@@ -179,17 +179,11 @@ def hint_stage(student: nn.Module, teacher: nn.Module, trial, x_train: torch.Ten
             hint = forward_to(teacher, x, h)
         opt.zero_grad(set_to_none=True)
         loss = hint_loss(hint, regressor(forward_to(student, x, g)))
-        value = float(loss.detach())
-        if not math.isfinite(value):
+        done = optim.update(loss, params, opt, trial.optim)
+        if done is None:
             status = "diverged"
             break
-        loss.backward()
-        grad_norm, _ = optim.clip_gradients(params, trial.optim)
-        if not math.isfinite(grad_norm):
-            status = "diverged"
-            break
-        opt.step()
-        losses.append(value)
+        losses.append(done[0])
     return {"guided_block": g, "hint_block": h, "guided_shape": list(guided_shape), "hint_shape": list(hint_shape),
             "regressor": type(regressor.regressor).__name__ if not isinstance(regressor.regressor, nn.Sequential)
             else "Linear", "updates": len(losses), "status": status,

@@ -91,6 +91,22 @@ def clip_gradients(params: list[torch.Tensor], cfg: OptimConfig) -> tuple[float,
     return norm, False
 
 
+def update(loss: torch.Tensor, params: list[torch.Tensor], opt: torch.optim.Optimizer,
+           cfg: OptimConfig) -> tuple[float, float, bool] | None:
+    """One update from a minibatch loss: backward, clip as configured, step. Returns (loss value,
+    gradient norm before clipping, whether it clipped), or None when the loss or the gradient norm
+    is not finite, in which case nothing is stepped (the caller records a divergence)."""
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        return None
+    loss.backward()
+    grad_norm, clipped = clip_gradients(params, cfg)
+    if not math.isfinite(grad_norm):
+        return None
+    opt.step()
+    return value, grad_norm, clipped
+
+
 def averaged(model: nn.Module, decay: float) -> AveragedModel:
     """An exponential moving average of the iterates: theta_bar <- decay theta_bar + (1 - decay) theta,
     starting from the first update's iterate (torch's AveragedModel); buffers are averaged too."""

@@ -30,7 +30,6 @@ val_acc, advanced): the schedule's state is in all three.
 
 from __future__ import annotations
 
-import math
 import statistics
 import time
 
@@ -152,16 +151,11 @@ def train(trial: Trial, seed: int, runtime, t_start: float) -> Record:
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss, _ = scored_loss(model, batch)
-        loss_value = float(loss.detach())
-        if not math.isfinite(loss_value):
+        done = optim.update(loss, params, opt, trial.optim)
+        if done is None:
             status, diverged_step = "diverged", step
             break
-        loss.backward()
-        grad_norm, was_clipped = optim.clip_gradients(params, trial.optim)
-        if not math.isfinite(grad_norm):
-            status, diverged_step = "diverged", step
-            break
-        opt.step()
+        loss_value, grad_norm, was_clipped = done
         sched.step()
         step_times.append(time.perf_counter() - t0)
         clipped += was_clipped

@@ -7,7 +7,6 @@ fixed per trial (Runtime.threads), and every random draw comes from the seed.
 
 from __future__ import annotations
 
-import math
 import statistics
 import threading
 import time
@@ -210,16 +209,11 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float,
             loss = distill.kd_loss(model(x), teacher_out, y, lam, dist.tau)
         else:
             loss = loss_fn(model(x), y)
-        loss_value = float(loss.detach())
-        if not math.isfinite(loss_value):
+        done = optim.update(loss, params, opt, trial.optim)
+        if done is None:
             status, diverged_step = "diverged", step
             break
-        loss.backward()
-        grad_norm, was_clipped = optim.clip_gradients(params, trial.optim)
-        if not math.isfinite(grad_norm):
-            status, diverged_step = "diverged", step
-            break
-        opt.step()
+        loss_value, grad_norm, was_clipped = done
         sched.step()
         if ema is not None:
             ema.update_parameters(model)
