@@ -8,16 +8,23 @@ disk, and rerunning the same command continues where it stopped.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 import warnings
 from pathlib import Path
 from types import ModuleType
 
+from filelock import FileLock, Timeout
+
 from oplab import report, runner
 from oplab.train import Runtime
 
 DEVICES = ("auto", "cpu", "cuda")
+MAX_SEEDS = 1000  # seeds a command may ask for (each is a full set of trials)
+MAX_SEED = 2**31 - 1
+LOCK_NAME = ".oplab.lock"
 
 
 class UsageError(Exception):
@@ -41,12 +48,17 @@ def parse_seeds(text: str) -> list[int] | int:
             n = int(text)
             if n < 1:
                 raise ValueError
+            if n > MAX_SEEDS:
+                raise UsageError(f"argument --seeds: {n} seeds is too many; at most {MAX_SEEDS}")
             return n
     except ValueError:
         raise UsageError(f"argument --seeds: {text!r} is not a count (e.g. 5), a list (e.g. 10,11,12) "
                          "or a range (e.g. 10-14)") from None
     if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
         raise UsageError(f"argument --seeds: {text!r} must name distinct non-negative seeds")
+    if len(seeds) > MAX_SEEDS or max(seeds) > MAX_SEED:
+        raise UsageError(f"argument --seeds: {text!r} asks for too much: at most {MAX_SEEDS} seeds, each at most "
+                         f"{MAX_SEED}")
     return seeds
 
 
@@ -64,7 +76,9 @@ def build_parser(prog: str, study_names: list[str]) -> argparse.ArgumentParser:
     p.add_argument("--jobs", default=runner.default_jobs(), type=int, metavar="N",
                    help="local worker processes, one torch thread each (default: cores = %(default)s)")
     p.add_argument("--device", default="auto", choices=DEVICES, help="auto: cuda if available, else cpu")
-    p.add_argument("--results", default="results", metavar="DIR", help="where records and reports go")
+    p.add_argument("--results", default=None, metavar="DIR",
+                   help="where records and reports go (default: results/ for the quick budget, results/<budget>/ "
+                        "for the others; a folder holds one budget's report)")
     p.add_argument("--data-dir", default=None, metavar="DIR",
                    help="where standard datasets live (default: ~/.cache/oplab)")
     p.add_argument("--download", action="store_true", help="download missing standard datasets")
@@ -83,7 +97,7 @@ def build_parser(prog: str, study_names: list[str]) -> argparse.ArgumentParser:
 
 
 def _resolve(args, studies: dict[str, ModuleType]) -> tuple[list[ModuleType], list[int] | int, str]:
-    if args.only:
+    if args.only is not None:
         names = [n.strip() for n in args.only.split(",") if n.strip()]
         bad = [n for n in names if n not in studies]
         if bad or not names:
@@ -96,7 +110,17 @@ def _resolve(args, studies: dict[str, ModuleType]) -> tuple[list[ModuleType], li
     if args.jobs < 1:
         raise UsageError(f"argument --jobs: must be >= 1, got {args.jobs}")
     device = args.device
-    if device == "auto" or device == "cuda":
+    if args.executor == "dask":  # the workers resolve the device (and find their data) themselves
+        try:
+            import dask.distributed  # noqa: F401
+        except ImportError:
+            raise UsageError("argument --executor: dask needs dask.distributed; pip install 'oplab[cluster]'") from None
+        if args.scheduler and not args.list:
+            try:
+                runner.check_scheduler(args.scheduler)
+            except runner.SchedulerError as err:
+                raise UsageError(f"argument --scheduler: {err}") from None
+    elif device == "auto" or device == "cuda":
         import torch
 
         if device == "cuda" and not torch.cuda.is_available():
@@ -104,7 +128,30 @@ def _resolve(args, studies: dict[str, ModuleType]) -> tuple[list[ModuleType], li
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.scheduler and args.executor != "dask":
         raise UsageError("argument --scheduler: only with --executor dask")
+    args.results = args.results or ("results" if args.budget == "quick" else f"results/{args.budget}")
+    results = Path(args.results)
+    if results.exists() and not results.is_dir():
+        raise UsageError(f"argument --results: {results} is a file; give a folder")
+    parent = next((q for q in [results, *results.parents] if q.exists()), Path("."))
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"argument --results: {parent} is not writable")
+    if not args.list:
+        other = _budgets_in(results) - {args.budget}
+        if other:
+            raise UsageError(f"argument --results: {results} holds the {', '.join(sorted(other))} report; write the "
+                             f"{args.budget} budget to another folder (default: results/{args.budget})")
     return selected, seeds, device
+
+
+def _budgets_in(results: Path) -> set[str]:
+    """The budgets of the study reports already in a results folder."""
+    found = set()
+    for f in results.glob("*/verdict.json") if results.is_dir() else []:
+        try:
+            found.add(json.loads(f.read_text())["budget"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return found
 
 
 def main(all_studies: list[ModuleType], argv: list[str] | None = None, prog: str | None = None) -> int:
@@ -121,6 +168,11 @@ def main(all_studies: list[ModuleType], argv: list[str] | None = None, prog: str
             except BrokenPipeError:  # e.g. piped into `head`
                 sys.stderr.close()
             return 0
+        for s in selected:
+            try:
+                runner.check_arms(s, args.budget)
+            except ValueError as err:
+                raise UsageError(f"bad arm: {err}") from None
         plans = []
         for s in selected:
             seeds = (list(range(seeds_arg)) if isinstance(seeds_arg, int) and seeds_arg
@@ -129,7 +181,7 @@ def main(all_studies: list[ModuleType], argv: list[str] | None = None, prog: str
                 plans.append(runner.plan(s, args.budget, seeds, replicate=args.replicate))
             except ValueError as err:
                 raise UsageError(f"argument --seeds: {err}") from None
-        if not args.report_only:
+        if not args.report_only and args.executor != "dask":  # Dask workers check their own data
             from oplab import data
 
             # every arm's data: the verdict trials are only known after tuning, and come from these arms
@@ -145,6 +197,24 @@ def main(all_studies: list[ModuleType], argv: list[str] | None = None, prog: str
 
     results = Path(args.results)
     runtime = Runtime(device=device, data_dir=args.data_dir, download=args.download)
+    results.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(results / LOCK_NAME))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"{parser.prog}: another run is using {results} (lock {results / LOCK_NAME}); waiting for it to "
+              "finish (Ctrl-C to stop)", file=sys.stderr)
+        try:
+            lock.acquire()
+        except KeyboardInterrupt:
+            return 130
+    try:
+        return _main_locked(args, parser, plans, results, runtime)
+    finally:
+        lock.release()
+
+
+def _main_locked(args, parser, plans: list, results: Path, runtime: Runtime) -> int:
     t0 = time.perf_counter()
     names = ", ".join(p.study.NAME for p in plans)
     try:
@@ -166,6 +236,9 @@ def main(all_studies: list[ModuleType], argv: list[str] | None = None, prog: str
         print(f"\ninterrupted: finished trials are kept in {results}/<study>/trials; "
               "rerun the same command to continue", file=sys.stderr)
         return 130
+    except runner.SchedulerError as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 2
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # seaborn/matplotlib chatter about layouts
@@ -178,6 +251,14 @@ def main(all_studies: list[ModuleType], argv: list[str] | None = None, prog: str
                   + f"  ->  {results / p.study.NAME / 'README.md'}")
         index = report.write_index(results)
     print(f"report: {index}  ({time.perf_counter() - t0:.0f} s)")
+    errors = {p.study.NAME: {sp.key for sp in p.tuning + p.trials if sp.key in recs and recs[sp.key].status == "error"}
+              for p in plans}
+    failed = {name: len(keys) for name, keys in errors.items() if keys}
+    if failed:
+        where = ", ".join(f"{results / name / 'errors.md'}" for name in failed)
+        print(f"{parser.prog}: {sum(failed.values())} trials failed with an error: see {where}; "
+              "the next run tries them again", file=sys.stderr)
+        return 1
     return 0
 
 

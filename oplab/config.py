@@ -78,6 +78,12 @@ class DataConfig(_Checked):
     n_test: int = 0  # examples kept from the test split; 0 = all
     options: Options = field(default_factory=tuple)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("n_train", "n_test"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"DataConfig.{name} must be >= 0 (0 = all), got {getattr(self, name)}")
+
 
 @dataclass(frozen=True)
 class ModelConfig(_Checked):
@@ -181,6 +187,9 @@ class Trial(_Checked):
         for name in ("batch_size", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Trial.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("epochs", "steps", "eval_every", "monitor_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"Trial.{name} must be >= 0, got {getattr(self, name)}")
         if self.epochs < 1 and self.steps < 1:
             raise ValueError("a Trial needs epochs >= 1 or steps >= 1")
 

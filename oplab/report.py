@@ -157,6 +157,7 @@ def write_study(study: ModuleType, plan, recs: dict[str, Record], results_dir: P
         "n_trials": len(used),
         "n_missing": len({s.key for s in specs} - set(recs)),
         "n_diverged": sum(r.status == "diverged" for r in unique),
+        "n_errors": sum(r.status == "error" for r in unique),
         "compute_s": round(sum(r.timings.get("wall_s", 0.0) for r in unique), 1),
         "figures": fig_files,
         "version": study.VERSION,
@@ -168,9 +169,31 @@ def write_study(study: ModuleType, plan, recs: dict[str, Record], results_dir: P
     files["README.md"] = study_section(study, verdict, table_md, level=1).encode()
     # the same section one heading level down, with paths from results/, for results/README.md
     files["section.md"] = study_section(study, verdict, table_md, level=2, prefix=f"{study.NAME}/").encode()
+    errors = [(s, recs[s.key]) for s in specs if s.key in recs and recs[s.key].status == "error"]
+    if errors:
+        files["errors.md"] = errors_page(study, errors).encode()
     for name, data in files.items():
         atomic_write(out / name, data)
+    if not errors:
+        (out / "errors.md").unlink(missing_ok=True)
     return verdict
+
+
+def errors_page(study: ModuleType, errors: list) -> str:
+    """errors.md: every trial of the study that raised, with its exception and traceback."""
+    seen, lines = set(), [f"# Trials that failed with an error: {study.NAME}", "",
+                          "These trials raised an exception (a bug or a bad setting, not a divergence). The verdict "
+                          "counts each as a failed trial by its part's rule; the next run trains them again.", ""]
+    for spec, rec in errors:
+        if spec.key in seen:
+            continue
+        seen.add(spec.key)
+        e = rec.error or {}
+        lines += [f"## {spec.arm}, seed {spec.seed} ({spec.block}; record `{spec.key}`)", "",
+                  f"**{e.get('type', 'Error')}**: {e.get('message', '')}", ""]
+        if e.get("traceback"):
+            lines += ["```", e["traceback"].rstrip(), "```", ""]
+    return "\n".join(lines)
 
 
 def _seed_text(seeds: list[int]) -> str:
@@ -240,7 +263,10 @@ def study_section(study: ModuleType, v: dict, table_md: list[tuple[str, str]], l
     lines = [f"{h} {v['title']} (`{v['study']}`)", "",
              f"**Claim.** {v['claim']}", "", f"**Source.** {v['source']}", "",
              f"**Verdict: {v['word']}** — budget `{v['budget']}`, seeds {_seed_text(v['seeds'])}, "
-             f"{v['n_trials']} trials ({v['n_diverged']} diverged), {v['compute_s']:.0f} s of compute. "
+             f"{v['n_trials']} trials ({v['n_diverged']} diverged"
+             + (f", **{v['n_errors']} failed with an error: [errors.md]({prefix}errors.md)**"
+                if v.get("n_errors") else "")
+             + f"), {v['compute_s']:.0f} s of compute. "
              f"**Replicated: {_replicated(v)}**" + (f" (seeds {_seed_text(rep['seeds'])}: {rep['word']})." if rep
                                                      else " (run with `--replicate`)."), ""]
     if v["n_missing"]:
@@ -274,12 +300,15 @@ def write_index(results_dir: Path, budget_note: str = "") -> Path:
     """results/README.md: the scorecard of every study with a verdict on disk, then its
     section; results/manifest.json: provenance of each study's records."""
     results_dir = Path(results_dir)
-    verdicts = []
+    verdicts, unreadable = [], []
     for f in sorted(results_dir.glob("*/verdict.json")):
         try:
-            verdicts.append(json.loads(f.read_text()))
-        except json.JSONDecodeError:
-            continue
+            v = json.loads(f.read_text())
+            if not isinstance(v, dict) or not {"study", "claim", "word", "seeds", "budget", "parts"} <= set(v):
+                raise ValueError("fields are missing")
+            verdicts.append(v)
+        except (OSError, ValueError) as err:
+            unreadable.append((f.parent.name, f"{type(err).__name__}: {err}"))
     lines = ["# oplab results", "",
              "Each verdict below is computed from the stored trial records in `<study>/trials/`; "
              "rebuild this page without training by `python run_all.py --report-only` (add `--replicate` to "
@@ -296,7 +325,10 @@ def write_index(results_dir: Path, budget_note: str = "") -> Path:
         m = re.match(r"(.*?arXiv [\d.]+)", v["source"])  # "Authors year, Title, arXiv id"
         src = m.group(1) if m else v["source"][:80]
         lines.append(f"| [{v['study']}]({v['study']}/README.md) | {cell(v['claim'])} | {cell(src)} | **{v['word']}** | "
-                     f"{_replicated(v)} | {len(v['seeds'])} | {v['budget']} | {v['compute_s']:.0f} s |")
+                     f"{_replicated(v)} | {len(v['seeds'])} | {v['budget']} | {v.get('compute_s', 0):.0f} s |")
+    for name, err in unreadable:
+        lines.append(f"| {name} | — | — | **unreadable verdict.json ({cell(err)}): rebuild with --report-only** "
+                     "| — | — | — | — |")
     lines.append("")
     for v in verdicts:
         section = results_dir / v["study"] / "section.md"
@@ -304,7 +336,7 @@ def write_index(results_dir: Path, budget_note: str = "") -> Path:
             lines += [section.read_text(), ""]
     path = results_dir / "README.md"
     atomic_write(path, "\n".join(lines).encode())
-    _update_project_readme(results_dir, verdicts)
+    _update_project_readme(results_dir, verdicts, unreadable)
     manifest = {v["study"]: {k: v.get(k) for k in ("budget", "seeds", "version", "n_trials", "n_diverged",
                                                      "compute_s", "records_from", "records_to", "provenance")}
                 for v in verdicts}
@@ -315,7 +347,7 @@ def write_index(results_dir: Path, budget_note: str = "") -> Path:
 START, END = "<!-- scorecard:start -->", "<!-- scorecard:end -->"
 
 
-def _update_project_readme(results_dir: Path, verdicts: list[dict]) -> None:
+def _update_project_readme(results_dir: Path, verdicts: list[dict], unreadable: list = ()) -> None:
     """Refresh the scorecard between the markers of the README.md beside results/, if it has them."""
     readme = results_dir.resolve().parent / "README.md"
     if not readme.exists():
@@ -330,6 +362,8 @@ def _update_project_readme(results_dir: Path, verdicts: list[dict]) -> None:
         link = f"[{v['study']}]({rel}/{v['study']}/README.md)"
         rows.append(f"| {link} | {cell(v['claim'])} | **{v['word']}** ({parts}) | {_replicated(v)} | "
                     f"{len(v['seeds'])} | {v['budget']} |")
+    for name, err in unreadable:
+        rows.append(f"| {name} | — | **unreadable verdict.json ({cell(err)})** | — | — | — |")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
     atomic_write(readme, (head + START + "\n" + "\n".join(rows) + "\n" + END + tail).encode())

@@ -86,6 +86,49 @@ def arms_of(study: ModuleType, budget: str) -> dict[str, kit.Arm]:
     return arms
 
 
+def check_trial(trial: Trial, where: str = "") -> None:
+    """Raise ValueError, before any training, for a name no registry knows or an option its
+    builder does not take (model, activation, initializer, normalizer, optimizer, schedule,
+    monitors, dataset), or a batch larger than the training split; the teacher too."""
+    from oplab import init, models, monitors, norms, optim, tasks
+    from oplab.dataset import DATASETS
+    from oplab.registry import check_kwargs
+
+    what = f"{where}: " if where else ""
+    try:
+        if trial.data.name not in tasks.STREAMS:
+            check_kwargs(DATASETS[trial.data.name], trial.data.opts, f"dataset {trial.data.name!r}")
+        check_kwargs(models.MODELS[trial.model.name], trial.model.opts, f"model {trial.model.name!r}")
+        models.ACTIVATIONS[trial.model.activation]
+        check_kwargs(init.INITS[trial.init.name], trial.init.opts, f"initializer {trial.init.name!r}")
+        norms.NORMS[trial.norm.name]
+        opts = trial.optim.opts
+        check_kwargs(optim.OPTIMIZERS[trial.optim.name], {k: v for k, v in opts.items()
+                                                         if not k.startswith("schedule_")},
+                     f"optimizer {trial.optim.name!r}")
+        check_kwargs(optim.SCHEDULES[trial.optim.schedule], {k[len("schedule_"):]: v for k, v in opts.items()
+                                                            if k.startswith("schedule_")},
+                     f"schedule {trial.optim.schedule!r}")
+        if trial.optim.clip not in optim.CLIPS:
+            raise ValueError(f"clip {trial.optim.clip!r} is not valid; valid: {', '.join(optim.CLIPS)}")
+        for m in trial.monitors:
+            monitors.MONITORS[m]
+    except KeyError as err:  # an unknown name: the registry's message lists the valid ones
+        raise ValueError(f"{what}{err}") from None
+    except ValueError as err:
+        raise ValueError(f"{what}{err}") from None
+    if trial.data.n_train and trial.batch_size > trial.data.n_train:
+        raise ValueError(f"{what}batch_size {trial.batch_size} is larger than data.n_train {trial.data.n_train}")
+    if trial.teacher is not None:
+        check_trial(trial.teacher, f"{where} (its teacher)" if where else "its teacher")
+
+
+def check_arms(study: ModuleType, budget: str) -> None:
+    """Every arm of a study at a budget passes check_trial (ValueError naming the arm)."""
+    for name, arm in arms_of(study, budget).items():
+        check_trial(arm.trial, f"{study.NAME}: arm {name!r}")
+
+
 def expand(study: ModuleType, budget: str, seeds: Iterable[int], block: str = "verdict",
            chosen: dict | None = None) -> list[TrialSpec]:
     """Every (arm, seed) of a study at a budget, as trial specs, seed-major: the arms of one
@@ -170,15 +213,40 @@ def weights_digest(weights: bytes) -> str:
     return hashlib.sha256(weights).hexdigest()[:16]
 
 
+def error_record(spec: TrialSpec, err: BaseException | str, tb: str = "") -> Record:
+    """The record of a trial that raised (or whose worker died): status "error", with the
+    exception's type, message and traceback. It is stored so that reports show it, and the next
+    run trains the trial again."""
+    from oplab.config import to_dict
+
+    kind, message = (type(err).__name__, str(err)) if isinstance(err, BaseException) else ("WorkerLost", err)
+    return Record(config=to_dict(spec.trial), seed=spec.seed, status="error", curves={}, final={},
+                  timings={"wall_s": 0.0}, provenance={}, error={"type": kind, "message": message, "traceback": tb},
+                  key=spec.key, study=spec.study, budget=spec.budget, version=spec.version)
+
+
 def run_spec(spec: TrialSpec, runtime: Runtime, teacher_weights: bytes | None = None,
              keep_weights: bool = False) -> tuple[Record, bytes | None]:
     """Train one trial (runs in a worker): its record stamped with its key, and its trained
     weights (torch.save of the state_dict) when `keep_weights` and it did not diverge.
-    A student's record names its teacher's key and the digest of the weights it learned from."""
+    A student's record names its teacher's key and the digest of the weights it learned from.
+    A trial that raises gives an error record (error_record), never an exception."""
+    import traceback
+
+    try:
+        return _run_spec(spec, runtime, teacher_weights, keep_weights)
+    except Exception as err:  # noqa: BLE001 - one failing trial must not stop the others
+        return error_record(spec, err, traceback.format_exc()), None
+
+
+def _run_spec(spec: TrialSpec, runtime: Runtime, teacher_weights: bytes | None,
+              keep_weights: bool) -> tuple[Record, bytes | None]:
     import torch
 
     from oplab.train import train_model
 
+    if runtime.device == "auto":  # resolved where the trial runs (a Dask worker may have a GPU the client lacks)
+        runtime = replace(runtime, device="cuda" if torch.cuda.is_available() else "cpu")
     state = torch.load(io.BytesIO(teacher_weights), weights_only=True) if teacher_weights is not None else None
     rec, model = train_model(spec.trial, spec.seed, runtime, state)
     rec = replace(rec, key=spec.key, study=spec.study, budget=spec.budget, version=spec.version)
@@ -194,10 +262,16 @@ def run_spec(spec: TrialSpec, runtime: Runtime, teacher_weights: bytes | None = 
 
 
 def untrainable(spec: TrialSpec, teacher: Record) -> Record:
-    """The record of a trial that cannot train because its teacher diverged: a failure, stored
-    like one, that names the teacher."""
+    """The record of a trial that cannot train because its teacher failed: a divergence when the
+    teacher diverged (a result), an error when it raised (retried with it next run); it names
+    the teacher."""
     from oplab.config import to_dict
 
+    if teacher.status == "error":
+        rec = error_record(spec, f"its teacher trial {teacher.key} failed: {teacher.error['type']}: "
+                                 f"{teacher.error['message']}")
+        rec.extra["teacher"] = {"key": teacher.key, "status": teacher.status}
+        return rec
     return Record(config=to_dict(spec.trial), seed=spec.seed, status="diverged", diverged_step=0, curves={},
                   final={"steps": 0}, timings={"wall_s": 0.0}, provenance={},
                   extra={"teacher": {"key": teacher.key, "status": teacher.status}},
@@ -263,7 +337,7 @@ def run(
     todo: dict[str, TrialSpec] = {}
     for key, s in wanted.items():
         rec = stores[s.study].load(key)
-        if rec is None:
+        if rec is None or rec.status == "error":  # a trial that raised is tried again; a divergence stays
             todo[key] = s
         else:
             done[key] = rec
@@ -323,6 +397,10 @@ def run(
                 ready += collect(s, *run_spec(*args(s)))
         else:
             _run_pool(order.first, args, jobs, len(todo), collect)
+            lost = [s for s in todo.values() if s.key not in done]
+            if lost:  # the pool broke for good (workers killed): the rest are errors, tried again next run
+                for s in lost:
+                    collect(s, error_record(s, "its worker process died before it finished"), None)
     finally:
         bar.close()
     return done
@@ -338,24 +416,83 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
+POOL_RESTARTS = 2  # a pool whose worker died is restarted this many times; then its trials are errors
+
+
 def _run_pool(first: list[TrialSpec], args, jobs: int, n: int, collect) -> None:
+    """Run on local worker processes; a trial waiting for its teacher is submitted when the
+    teacher is stored. When a worker dies (killed, out of memory) the pool breaks: the trials
+    it held are submitted again to a new pool, at most POOL_RESTARTS times."""
+    pending = list(first)
+    for attempt in range(POOL_RESTARTS + 1):
+        pending = _pool_attempt(pending, args, min(jobs, n), collect)
+        if not pending:
+            return
+        if attempt < POOL_RESTARTS:
+            warnings.warn(f"a worker process died; trying {len(pending)} unfinished trials again on a new pool",
+                          stacklevel=2)
+
+
+def _pool_attempt(todo: list[TrialSpec], args, workers: int, collect) -> list[TrialSpec]:
+    """One pool's run of `todo` (and of the trials their results release); returns the trials
+    left unfinished when the pool broke."""
     ctx = multiprocessing.get_context("spawn")  # fork after torch has started threads can deadlock
-    pool = cf.ProcessPoolExecutor(max_workers=min(jobs, n), mp_context=ctx, initializer=_init_worker)
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
+    running: dict = {}
+    pending: list[TrialSpec] = []
+
+    def submit(s: TrialSpec) -> None:
+        try:
+            running[pool.submit(run_spec, *args(s))] = s
+        except (cf.process.BrokenProcessPool, RuntimeError):  # the pool broke meanwhile
+            pending.append(s)
+
     try:
-        running = {pool.submit(run_spec, *args(s)): s for s in first}
+        for s in todo:
+            submit(s)
         while running:
             finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
             for fut in finished:
                 spec = running.pop(fut)
-                for s in collect(spec, *fut.result()):
-                    running[pool.submit(run_spec, *args(s))] = s
-    except BaseException:  # Ctrl-C or a failed trial: stop the workers now; stored records stay
-        workers = list((getattr(pool, "_processes", None) or {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for p in workers:
-            p.terminate()
+                try:
+                    result = fut.result()
+                except cf.process.BrokenProcessPool:
+                    pending.append(spec)
+                    continue
+                for s in collect(spec, *result):
+                    submit(s)
+    except BaseException:  # Ctrl-C: stop the workers now; stored records stay
+        _stop(pool)
         raise
-    pool.shutdown()
+    if pending:
+        _stop(pool)
+    else:
+        pool.shutdown()
+    return pending
+
+
+def _stop(pool: cf.ProcessPoolExecutor) -> None:
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in workers:
+        p.terminate()
+
+
+DASK_RETRIES = 2  # a task whose run failed on the cluster (not a trial's own error) is retried
+
+
+class SchedulerError(RuntimeError):
+    """The Dask scheduler cannot be reached."""
+
+
+def check_scheduler(address: str, timeout: str = "5s") -> None:
+    """Raise SchedulerError now, before any training, when the Dask scheduler cannot be reached."""
+    from dask.distributed import Client
+
+    try:
+        Client(address, timeout=timeout).close()
+    except (OSError, TimeoutError) as err:
+        raise SchedulerError(f"cannot reach the Dask scheduler at {address}: {err}") from None
 
 
 def _run_dask(first: list[TrialSpec], args, scheduler: str | None, collect) -> None:
@@ -364,18 +501,27 @@ def _run_dask(first: list[TrialSpec], args, scheduler: str | None, collect) -> N
     except ImportError:
         raise RuntimeError("--executor dask needs dask.distributed: pip install 'oplab[cluster]'") from None
     # without a scheduler: an in-process cluster (for trying the path out)
-    client = Client(scheduler) if scheduler else Client(processes=False, n_workers=1, threads_per_worker=2)
+    try:
+        client = (Client(scheduler, timeout="10s") if scheduler
+                  else Client(processes=False, n_workers=1, threads_per_worker=2))
+    except (OSError, TimeoutError) as err:
+        raise SchedulerError(f"cannot reach the Dask scheduler at {scheduler}: {err}") from None
     try:
         specs = {}
 
         def submit(s: TrialSpec):
-            fut = client.submit(run_spec, *args(s), pure=False)
+            fut = client.submit(run_spec, *args(s), pure=False, retries=DASK_RETRIES)
             specs[fut.key] = s
             return fut
 
         pending = as_completed([submit(s) for s in first])
         for fut in pending:
-            for s in collect(specs.pop(fut.key), *fut.result()):  # workers return records; this process writes
+            spec = specs.pop(fut.key)
+            try:
+                result = fut.result()  # workers return records; this process writes them
+            except Exception as err:  # noqa: BLE001 - e.g. KilledWorker: the task's workers died too often
+                result = (error_record(spec, f"the Dask task failed: {type(err).__name__}: {err}"), None)
+            for s in collect(spec, *result):
                 pending.add(submit(s))
     finally:
         client.close()
