@@ -1,16 +1,31 @@
-# `make run` and `make test` create .venv on first use and install oplab with its pinned dependencies.
+# `make run` and `make test` create .venv on first use and install oplab with its pinned dependencies:
+# every package at the version requirements.lock pins (pyproject's dependencies and its test extra,
+# resolved by pip-tools' pip-compile for Linux x86_64, Python 3.11), then oplab itself without
+# dependencies. pyproject.toml keeps the ranges for library users.
+# Regenerate the lock after changing pyproject's dependencies: `make lock` (keep torch==2.14.1 with
+# torchvision==0.29.1), or by hand:
+#   .venv/bin/pip install pip-tools
+#   .venv/bin/pip-compile --extra test --strip-extras --no-emit-index-url --no-emit-find-links \
+#       -o requirements.lock pyproject.toml
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
 
-.PHONY: run test lint bench report clean
+.PHONY: run test lint bench report clean lock
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+lock: $(STAMP)  ## re-resolve requirements.lock from pyproject.toml (pip-tools)
+	$(PY) -m pip install --quiet pip-tools
+	$(VENV)/bin/pip-compile --quiet --extra test --strip-extras --no-emit-index-url --no-emit-find-links \
+		-o $(LOCK) pyproject.toml
 
 run: $(STAMP)  ## run every study at the quick budget and write results/
 	$(PY) run_all.py --replicate $(ARGS)

@@ -26,7 +26,8 @@ from oplab.dataset import DATASETS, DataMissingError, Dataset  # re-exported: da
 
 def load(cfg: DataConfig, device: torch.device | str = "cpu", data_dir: str | Path | None = None,
          download: bool = False) -> Dataset:
-    """The dataset of a trial config, sliced to its sizes, on `device`."""
+    """The dataset of a trial config, sliced to its sizes, on `device`; ValueError (naming the
+    dataset and split) if the dataset holds a NaN or an infinity."""
     full = _load_full(cfg.name, cfg.options, str(data_dir or default_data_dir()), download)
     return full.head(cfg.n_train, cfg.n_test).to(device)
 
@@ -44,7 +45,7 @@ def _load_full(name: str, options: tuple, data_dir: str, download: bool) -> Data
     params = inspect.signature(builder).parameters
     if "data_dir" in params:
         kwargs.update(data_dir=data_dir, download=download)
-    return DATASETS.build(name, **kwargs)
+    return DATASETS.build(name, **kwargs).check_finite()  # once per process: the result is cached
 
 
 def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:

@@ -21,6 +21,17 @@ class DataMissingError(RuntimeError):
     """A standard dataset is not in the data directory and download was not asked for."""
 
 
+def check_finite(dataset: str, split: str, tensor: torch.Tensor) -> None:
+    """Raise ValueError naming the dataset and split if a floating-point tensor holds NaN or
+    infinity (integer tensors, class labels or token ids, are finite by type). Non-finite inputs
+    would make every trial "diverged", indistinguishable from a real divergence."""
+    if tensor.is_floating_point() or tensor.is_complex():
+        bad = int((~torch.isfinite(tensor)).sum())
+        if bad:
+            raise ValueError(f"dataset {dataset!r}: its {split} split holds {bad} non-finite values "
+                             f"(NaN or infinity) of {tensor.numel()}; fix the data before training on it")
+
+
 @dataclass
 class Dataset:
     name: str
@@ -30,6 +41,12 @@ class Dataset:
     y_test: torch.Tensor
     task: str  # "classification" (y: class index) or "regression" (y: float targets)
     out_dim: int  # classes, or regression outputs
+
+    def check_finite(self) -> Dataset:
+        """Raise ValueError (naming the dataset and split) if inputs or targets are not all finite."""
+        for split in ("x_train", "y_train", "x_test", "y_test"):
+            check_finite(self.name, split, getattr(self, split))
+        return self
 
     @property
     def input_shape(self) -> tuple[int, ...]:

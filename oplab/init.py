@@ -121,14 +121,18 @@ def lsuv(model: nn.Module, batch: torch.Tensor | None = None, *, tol: float = 0.
     orthogonal(model, bias=bias)
     layers = weight_layers(model)
 
-    def variance(m: nn.Module) -> float:
+    def variance(i: int, m: nn.Module) -> float:
         (out,) = forward_inputs(model, batch, [m])
-        return float(out.var())
+        var = float(out.var())
+        if not math.isfinite(var):  # NaN compares False with everything: the loop below would accept it
+            raise RuntimeError(f"lsuv: layer {i} ({type(m).__name__}) has output variance {var} on the batch "
+                               "(non-finite inputs, weights or activations); it cannot be rescaled to 1")
+        return var
 
     report = []
     with probing(model, train=True):  # BN in training mode; its running statistics untouched
         for i, m in enumerate(layers):
-            var = before = variance(m)
+            var = before = variance(i, m)
             tries = 0
             while abs(var - 1.0) >= tol and tries < tmax:
                 if not (math.isfinite(var) and var > 0):
@@ -136,7 +140,7 @@ def lsuv(model: nn.Module, batch: torch.Tensor | None = None, *, tol: float = 0.
                                        "batch; it cannot be rescaled to 1")
                 set_weight(m, current_weight(m) / math.sqrt(var))
                 tries += 1
-                var = variance(m)
+                var = variance(i, m)
             report.append({"layer": i, "var_before": before, "var": var, "iters": tries,
                            "converged": abs(var - 1.0) < tol})
     return {"tol": tol, "tmax": tmax, "layers": report}

@@ -2,14 +2,21 @@
 
 A record holds its config, seed, curves, final metrics, status, timings and
 provenance. `save` writes a temp file and renames it, so a crash mid-write
-leaves either the old file or none; `load` treats a truncated or invalid file
-as missing (the runner then recomputes it, with a warning).
+leaves either the old file or none; `load` treats a truncated, invalid or
+unreadable file as missing (the runner then recomputes it, with a warning).
+
+Provenance (`provenance`) names the environment a record was computed in: the
+versions of Python, torch and the packages that make data or statistics, the
+CPU model, the device (the GPU's name on CUDA), torch's thread count, the
+platform, oplab's git commit and whether its code had uncommitted changes.
+`oplab.staleness` compares it with the current environment.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import json
 import os
 import platform
@@ -20,14 +27,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-STATUSES = ("ok", "diverged")
+STATUSES = ("ok", "diverged", "error")
+# packages whose versions provenance records (besides torch and numpy, under their own keys since the
+# first records): data generators and loaders, and the statistics of the verdicts
+PACKAGES = ("torchvision", "scipy", "pandas", "mnist1d", "mlxtend")
 
 
 @dataclass
 class Record:
+    """One trial's outcome.
+
+    status: "ok" (trained to the end), "diverged" (a result: the loss, the gradient norm, the weights
+    after the last update or the final losses were not finite; `diverged_step` is the update that
+    failed, 0 before the first update, e.g. in a hint stage) or "error" (the trial raised an
+    exception, which is no result: `error` holds {"type", "message", "traceback"} of the exception,
+    curves and final may be empty, and the trial is computed again by the next run).
+    """
+
     config: dict[str, Any]
     seed: int
-    status: str  # "ok" or "diverged" (diverged_step 0: before the first update, e.g. in a hint stage)
+    status: str  # "ok", "diverged" or "error" (see above)
     curves: dict[str, dict[str, list]]  # table name -> column -> values (e.g. "eval": step, test_loss...)
     # final metrics: steps, clipped_steps; when ok: train_loss_running (mean minibatch loss since the last
     # evaluation), train_loss_full (the whole training split, eval mode), test_loss, test_acc, test_err;
@@ -48,6 +67,7 @@ class Record:
     study: str = ""
     budget: str = ""
     version: int = 0
+    error: dict[str, Any] | None = None  # status "error": {"type", "message", "traceback"}; else None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
@@ -66,6 +86,8 @@ class Record:
         rec = cls(**d)
         if rec.status not in STATUSES:
             raise ValueError(f"record status {rec.status!r} is not one of {STATUSES}")
+        if rec.status == "error" and not isinstance(rec.error, dict):
+            raise ValueError("a record of status 'error' needs its error ({'type', 'message', 'traceback'})")
         return rec
 
 
@@ -101,18 +123,70 @@ def load(path: Path, key: str | None = None) -> Record | None:
         if key is not None and rec.key != key:
             raise ValueError(f"its key is {rec.key!r}, expected {key!r}")
         return rec
-    except (ValueError, TypeError, json.JSONDecodeError) as err:
+    except (ValueError, TypeError, OSError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         warnings.warn(f"ignoring invalid record {path} ({err}); it will be recomputed", stacklevel=2)
         return None
 
 
+@functools.cache
 def git_commit(cwd: Path | None = None) -> str:
+    """oplab's git commit (short hash), or "unknown" outside a git checkout; asked once per process."""
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                              cwd=cwd or Path(__file__).parent, timeout=5)
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+# the files whose changes can change a trial's numbers: the package and the studies (arms, configs)
+CODE_PATHS = ("oplab", "studies", "run_all.py")
+
+
+@functools.cache
+def git_dirty() -> bool | None:
+    """Whether oplab's code (CODE_PATHS) has uncommitted changes to tracked files; None outside a
+    git checkout. Asked once per process."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
+                             capture_output=True, text=True, cwd=root, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
+
+
+@functools.cache
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux, else platform.processor()), or "unknown"."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                name, sep, value = line.partition(":")
+                if sep and name.strip() in ("model name", "Model", "cpu model", "Processor") and value.strip():
+                    return " ".join(value.split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+@functools.cache
+def package_version(name: str) -> str | None:
+    """The installed version of a distribution, or None if it is not installed."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def device_name(device: str) -> str:
+    """"cpu", or the GPU's name for a CUDA device (as provenance records it)."""
+    import torch
+
+    dev = torch.device(device)
+    return torch.cuda.get_device_name(dev) if dev.type == "cuda" else str(device)
 
 
 def provenance(device: str, threads: int) -> dict[str, Any]:
@@ -126,9 +200,12 @@ def provenance(device: str, threads: int) -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": numpy.__version__,
-        "device": device if device == "cpu" else torch.cuda.get_device_name(),
+        **{name: package_version(name) for name in PACKAGES},
+        "cpu": cpu_model(),
+        "device": device_name(device),
         "torch_threads": threads,
         "platform": platform.platform(),
         "git_commit": git_commit(),
+        "git_dirty": git_dirty(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }

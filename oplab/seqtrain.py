@@ -183,6 +183,10 @@ def train(trial: Trial, seed: int, runtime, t_start: float) -> Record:
             interval_loss, interval_n = 0.0, 0
         eval_s += time.perf_counter() - t_eval
 
+    if status == "ok" and not (_finite_parameters(model) and np.isfinite(eval_curve["test_loss"][-1])):
+        # the loop checks the loss and gradient before each update; a last update that sends the weights
+        # or the final test loss to NaN or infinity is a divergence at that update, not NaN metrics
+        status, diverged_step = "diverged", total_steps
     steps_done = (diverged_step - 1) if diverged_step else total_steps
     final: dict = {"steps": steps_done, "clipped_steps": clipped, "level": schedule.level,
                    "target_step": target_step, "advances": int(sum(check_curve["advanced"]))}
@@ -201,6 +205,10 @@ def train(trial: Trial, seed: int, runtime, t_start: float) -> Record:
                  "mean_step_ms": 1000 * train_s / max(1, len(step_times))},
         provenance=provenance(runtime.device, runtime.threads),
     )
+
+
+def _finite_parameters(model: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
 def _to(batch: tasks.SeqBatch, device: torch.device) -> tasks.SeqBatch:

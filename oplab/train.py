@@ -7,6 +7,7 @@ fixed per trial (Runtime.threads), and every random draw comes from the seed.
 
 from __future__ import annotations
 
+import math
 import statistics
 import threading
 import time
@@ -55,6 +56,12 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task: str
     if task == "classification":
         result["acc"] = correct / len(x)
     return result
+
+
+def finite_parameters(model: torch.nn.Module) -> bool:
+    """Whether every parameter and floating-point buffer (e.g. batch norm's running statistics) is finite."""
+    tensors = [*model.parameters(), *(b for b in model.buffers() if b.is_floating_point())]
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
 
 
 # torch's random generator and thread count are per process: trials that share a process
@@ -235,6 +242,14 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float,
             record_monitors(step)
         eval_s += time.perf_counter() - t_eval
 
+    train_loss_full = None
+    if status == "ok":
+        # the loop checks the loss and the gradient before each update; the last update is checked here:
+        # weights or final losses that are not finite make a divergence at that update, not NaN metrics
+        train_loss_full = evaluate(model, data.x_train, data.y_train, data.task)["loss"]
+        if not (finite_parameters(model) and math.isfinite(eval_curve["test_loss"][-1])
+                and math.isfinite(train_loss_full)):
+            status, diverged_step = "diverged", total_steps
     steps_done = max(0, diverged_step - 1) if diverged_step is not None else total_steps
     final: dict = {"steps": steps_done, "clipped_steps": clipped}
     pre_updates = (init_report or {}).get("updates", 0) + extra.get("hints", {}).get("updates", 0)
@@ -243,7 +258,7 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float,
         final["finetune_updates"] = steps_done
     if status == "ok":
         final["train_loss_running"] = eval_curve["train_loss_running"][-1]
-        final["train_loss_full"] = evaluate(model, data.x_train, data.y_train, data.task)["loss"]
+        final["train_loss_full"] = train_loss_full
         final["test_loss"] = eval_curve["test_loss"][-1]
         if "test_acc" in eval_curve:
             final["test_acc"] = eval_curve["test_acc"][-1]
