@@ -8,7 +8,8 @@ unreadable file as missing (the runner then recomputes it, with a warning).
 Provenance (`provenance`) names the environment a record was computed in: the
 versions of Python, torch and the packages that make data or statistics, the
 CPU model, the device (the GPU's name on CUDA), torch's thread count, the
-platform, oplab's git commit and whether its code had uncommitted changes.
+platform, oplab's git commit and whether the code that computes trials had
+uncommitted changes.
 `oplab.staleness` compares it with the current environment.
 """
 
@@ -139,14 +140,17 @@ def git_commit(cwd: Path | None = None) -> str:
         return "unknown"
 
 
-# the files whose changes can change a trial's numbers: the package and the studies (arms, configs)
-CODE_PATHS = ("oplab", "studies", "run_all.py")
+# git pathspecs of the files whose changes can change a trial's numbers: the package, less the modules
+# that only report, judge, store or orchestrate from the command line (studies declare arms, whose
+# configs are in the records' keys, and verdicts)
+NOT_TRIAL_CODE = ("report.py", "plots.py", "stats.py", "kit.py", "cli.py", "records.py", "staleness.py")
+CODE_PATHS = ("oplab", *(f":(exclude)oplab/{name}" for name in NOT_TRIAL_CODE))
 
 
 @functools.cache
 def git_dirty() -> bool | None:
-    """Whether oplab's code (CODE_PATHS) has uncommitted changes to tracked files; None outside a
-    git checkout. Asked once per process."""
+    """Whether the code that computes trials (CODE_PATHS) has uncommitted changes to tracked files;
+    None outside a git checkout. Asked once per process."""
     root = Path(__file__).resolve().parent.parent
     try:
         out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
@@ -185,7 +189,10 @@ def device_name(device: str) -> str:
     """"cpu", or the GPU's name for a CUDA device (as provenance records it)."""
     import torch
 
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):  # not a torch device name: as given
+        return str(device)
     return torch.cuda.get_device_name(dev) if dev.type == "cuda" else str(device)
 
 

@@ -21,9 +21,11 @@ either side, is not a difference: nothing says that it differs.
 Code (the field "code"): every commit changes the commit hash, most without changing a number
 (documentation, reports, refactors checked bit for bit). A record's commit counts as other code
 only when git shows a change between that commit and HEAD in the files that compute trials
-(oplab.records.CODE_PATHS: oplab/, studies/, run_all.py), or cannot tell (a commit this
-checkout does not have). It is reported apart from the environment: `is_stale` and `summarize`
-leave it out unless asked (code=True), since most such changes leave the numbers bit-identical.
+(oplab.records.CODE_PATHS: oplab/ less the modules that only report, judge, store or run the
+command line; studies/ declare arms, whose configs are in the records' keys, and verdicts), or
+cannot tell (a commit this checkout does not have). A changed file is no proof of changed
+numbers, so other code is reported apart from the environment: `is_stale` and `summarize`
+leave it out unless asked (code=True).
 """
 
 from __future__ import annotations
