@@ -85,6 +85,9 @@ def build_parser(prog: str, study_names: list[str]) -> argparse.ArgumentParser:
     p.add_argument("--replicate", action="store_true",
                    help="also run every verdict on a second, disjoint block of seeds (each verdict seed + "
                         "100) and report, part by part, whether the words agree")
+    p.add_argument("--recompute-stale", action="store_true",
+                   help="train again the stored trials whose records come from another environment (package "
+                        "versions, CPU model, device) or other trial code than this checkout's")
     p.add_argument("--report-only", action="store_true",
                    help="rebuild tables, figures and verdicts from stored records; train nothing")
     p.add_argument("--executor", default="local", choices=runner.EXECUTORS,
@@ -128,6 +131,8 @@ def _resolve(args, studies: dict[str, ModuleType]) -> tuple[list[ModuleType], li
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.scheduler and args.executor != "dask":
         raise UsageError("argument --scheduler: only with --executor dask")
+    if args.recompute_stale and args.report_only:
+        raise UsageError("argument --recompute-stale: not with --report-only, which trains nothing")
     args.results = args.results or ("results" if args.budget == "quick" else f"results/{args.budget}")
     results = Path(args.results)
     if results.exists() and not results.is_dir():
@@ -215,7 +220,13 @@ def main(all_studies: list[ModuleType], argv: list[str] | None = None, prog: str
 
 
 def _main_locked(args, parser, plans: list, results: Path, runtime: Runtime) -> int:
+    from oplab import staleness
+
     t0 = time.perf_counter()
+    # the environment stored records are compared with (with Dask: this machine's, not the workers')
+    env = staleness.current_environment(runtime.device if runtime.device != "auto" else "cpu",
+                                        runner.THREADS_PER_TRIAL)
+    args.stale = (lambda rec: staleness.is_stale(rec.provenance, env, code=True)) if args.recompute_stale else None
     names = ", ".join(p.study.NAME for p in plans)
     try:
         recs = _run(args, [sp for p in plans for sp in p.tuning], results, runtime, f"{args.budget} tuning: {names}")
@@ -245,7 +256,7 @@ def _main_locked(args, parser, plans: list, results: Path, runtime: Runtime) -> 
         for p in plans:
             if not any(sp.key in recs for sp in p.trials):
                 continue
-            v = report.write_study(p.study, p, recs, results)
+            v = report.write_study(p.study, p, recs, results, env)
             rep = v["replication"]
             print(f"{p.study.NAME:22s} {v['word']}" + (f"; replicated {rep['agree']}/{rep['of']}" if rep else "")
                   + f"  ->  {results / p.study.NAME / 'README.md'}")
@@ -274,4 +285,4 @@ def _run(args, specs: list, results: Path, runtime: Runtime, desc: str) -> dict:
                 recs[sp.key] = rec
         return recs
     return runner.run(specs, results, runtime, jobs=args.jobs, executor=args.executor, scheduler=args.scheduler,
-                      progress=not args.no_progress, desc=desc)
+                      progress=not args.no_progress, desc=desc, recompute=args.stale)

@@ -22,7 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from oplab import kit, stats  # noqa: E402
+from oplab import kit, staleness, stats  # noqa: E402
 from oplab.records import Record, atomic_write  # noqa: E402
 
 
@@ -98,9 +98,11 @@ def _block(df: pd.DataFrame, cv: dict[str, pd.DataFrame], block: str):
     return df[df["block"] == block].reset_index(drop=True), {k: v[v["block"] == block] for k, v in cv.items()}
 
 
-def write_study(study: ModuleType, plan, recs: dict[str, Record], results_dir: Path) -> dict:
+def write_study(study: ModuleType, plan, recs: dict[str, Record], results_dir: Path,
+                env: dict | None = None) -> dict:
     """Write results/<study>/{table*.csv, table.md, *.png, verdict.json, README.md, section.md}
-    from the plan's stored records; return the verdict dict."""
+    from the plan's stored records; return the verdict dict. With `env` (oplab.staleness'
+    current environment) the page says how many records come from another environment or code."""
     out = Path(results_dir) / study.NAME
     specs = plan.tuning + plan.trials
     df_all = frame(specs, recs)
@@ -158,6 +160,7 @@ def write_study(study: ModuleType, plan, recs: dict[str, Record], results_dir: P
         "n_missing": len({s.key for s in specs} - set(recs)),
         "n_diverged": sum(r.status == "diverged" for r in unique),
         "n_errors": sum(r.status == "error" for r in unique),
+        "stale": staleness.stale_line(unique, env) if env is not None else "",
         "compute_s": round(sum(r.timings.get("wall_s", 0.0) for r in unique), 1),
         "figures": fig_files,
         "version": study.VERSION,
@@ -271,6 +274,8 @@ def study_section(study: ModuleType, v: dict, table_md: list[tuple[str, str]], l
                                                      else " (run with `--replicate`)."), ""]
     if v["n_missing"]:
         lines += [f"*{v['n_missing']} trials are missing from the store: rerun to complete.*", ""]
+    if v.get("stale"):
+        lines += [f"*{v['stale']}: `--recompute-stale` trains them again here.*", ""]
     reps = {r["part"]: r for r in rep["parts"]} if rep else {}
     lines += ["| part | tested claim | effect [95% CI] | rule | verdict | replication |", "|---|---|---|---|---|---|"]
     for p in v["parts"]:

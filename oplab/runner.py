@@ -310,6 +310,7 @@ def run(
     scheduler: str | None = None,
     progress: bool = True,
     desc: str = "",
+    recompute=None,
 ) -> dict[str, Record]:
     """Train every spec not yet stored (and, first, every teacher a spec learns from); return
     key -> record for all of them, teachers included.
@@ -317,7 +318,8 @@ def run(
     Records (and a teacher's weights) are saved by this, the collecting, process as each trial
     finishes. A teacher is trained once per seed however many trials learn from it; when its
     record is stored but its weights are not (they are not committed with results/), it is
-    trained again, with a warning, before any trial that needs it."""
+    trained again, with a warning, before any trial that needs it. `recompute(record) -> bool`
+    (e.g. a staleness test) marks stored records to train again."""
     if executor not in EXECUTORS:
         raise ValueError(f"executor {executor!r} is not valid; valid: {', '.join(EXECUTORS)}")
     wanted: dict[str, TrialSpec] = {}
@@ -337,7 +339,8 @@ def run(
     todo: dict[str, TrialSpec] = {}
     for key, s in wanted.items():
         rec = stores[s.study].load(key)
-        if rec is None or rec.status == "error":  # a trial that raised is tried again; a divergence stays
+        if rec is None or rec.status == "error" or (recompute is not None and recompute(rec)):
+            # a trial that raised is tried again (a divergence is a result and stays)
             todo[key] = s
         else:
             done[key] = rec

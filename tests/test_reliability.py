@@ -213,3 +213,22 @@ def test_a_dask_worker_killed_mid_trial_loses_no_trial(tmp_path):
     assert not t.is_alive()
     assert len(result) == 6 and all(r.status == "ok" for r in result.values())
     assert len(list((tmp_path / "t" / "trials").glob("*.json"))) == 6
+
+
+def test_records_from_another_environment_are_flagged_and_recomputed_on_request(tmp_path, monkeypatch):
+    out = tmp_path / "r"
+    assert run_cli([], out) == 0
+    path = sorted((out / "tiny" / "trials").glob("*.json"))[0]
+    rec = json.loads(path.read_text())
+    rec["provenance"]["torch"] = "0.0.1"
+    path.write_text(json.dumps(rec))
+    assert run_cli(["--report-only"], out) == 0
+    page = (out / "tiny" / "README.md").read_text()
+    assert "1 of 10 records come from another environment (torch 0.0.1 ->" in page and "--recompute-stale" in page
+    calls = []
+    real = runner.run_spec
+    monkeypatch.setattr(runner, "run_spec", lambda s, *a: calls.append(s.key) or real(s, *a))
+    assert run_cli([], out) == 0 and calls == []  # without the flag a stale record is reported, not retrained
+    assert run_cli(["--recompute-stale"], out) == 0 and calls == [rec["key"]]
+    assert json.loads(path.read_text())["provenance"]["torch"] != "0.0.1"
+    assert "another environment" not in (out / "tiny" / "README.md").read_text()
