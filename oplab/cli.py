@@ -1,8 +1,11 @@
 """The flags shared by run_all.py and every study's __main__.
 
 Bad input is one line on stderr naming the valid choices, exit status 2, and
-nothing written. Ctrl-C stops the run; every finished trial is already on
-disk, and rerunning the same command continues where it stopped.
+nothing written; every arm is checked before any training. Ctrl-C stops the run;
+every finished trial is already on disk, and rerunning the same command continues
+where it stopped. A trial that raises is stored as an error, listed in its study's
+errors.md, and makes the command exit 1 after the reports are written. One run at a
+time holds a results folder (a file lock); another waits for it.
 """
 
 from __future__ import annotations
