@@ -13,7 +13,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 
-.PHONY: run test lint bench report clean lock
+.PHONY: run test lint bench report clean dry-run lock
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ lint: $(STAMP)
 test: lint  ## lint, then the test suite (unit tests, a smoke run of every study)
 	$(PY) -m pytest -q; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$status
+
+dry-run: $(STAMP)  ## every arm of every study's full budget trains 2 updates on fake data of the real shapes
+	OPLAB_FULL_DRY_RUN=1 $(PY) -m pytest -q tests/test_full_dry_run.py
 
 bench: $(STAMP)  ## speed ratios (oplab vs a plain PyTorch loop, BN vs WN, ...)
 	$(PY) -m pytest tests/benchmarks --benchmark-only -p no:cacheprovider --override-ini addopts=
