@@ -87,16 +87,25 @@ def train_model(trial: Trial, seed: int, runtime: Runtime = Runtime(),
             torch.set_num_threads(prev_threads)
 
 
+def build_model(trial: Trial, input_shape: tuple[int, ...], out_dim: int,
+                device: torch.device | str) -> torch.nn.Module:
+    """The trial's architecture with its normalizer, on `device`: every module (batch norm and
+    weight norm included) is built first and the whole model moved once, so that no parameter or
+    buffer is left on the CPU when the device is a GPU."""
+    model = models.build(trial.model, input_shape, out_dim)
+    norms.apply(model, trial.norm)
+    return model.to(device)
+
+
 def load_teacher(teacher: Trial, data: datalib.Dataset, state: dict | None, device: torch.device) -> torch.nn.Module:
     """The teacher trial's model with its stored weights, in eval mode, frozen."""
     if state is None:
         raise ValueError("this trial names a teacher (Trial.teacher) but no teacher weights were given; "
                          "run it through oplab.runner, which trains the teacher first")
     with torch.random.fork_rng(devices=[]):  # the teacher's throwaway init draws nothing from the trial's seed
-        model = models.build(teacher.model, data.input_shape, data.out_dim)
-        norms.apply(model, teacher.norm)
+        model = build_model(teacher, data.input_shape, data.out_dim, device)
     model.load_state_dict(state)
-    model.to(device).eval()
+    model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
     return model
@@ -142,8 +151,7 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float,
     teacher = load_teacher(trial.teacher, data, teacher_state, device) if trial.teacher is not None else None
 
     # --- model: architecture, then normalizer, then weights (data-dependent schemes see the batch)
-    model = models.build(trial.model, data.input_shape, data.out_dim).to(device)
-    norms.apply(model, trial.norm)
+    model = build_model(trial, data.input_shape, data.out_dim, device)
     extra: dict = {"n_params": models.n_params(model)}
     if teacher is not None:
         extra["teacher_params"] = sum(p.numel() for p in teacher.parameters())
