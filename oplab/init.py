@@ -161,29 +161,34 @@ def net2net(model: nn.Module, batch: torch.Tensor | None = None, *, ops: list, n
 
     if teacher is None:
         raise ValueError("the net2net init grows a trained teacher: give the trial a teacher (Trial.teacher)")
-    gen = torch.Generator().manual_seed(seed + 30_011)
-    grown = teacher
-    for op in ops:
-        kind, args = op[0], list(op[1:])
-        if kind == "wider":
-            grown = n2n.wider(grown, int(args[0]), int(args[1]), noise=noise, generator=gen)
-        elif kind == "deeper":
-            grown = n2n.deeper(grown, int(args[0]), batch=batch)
-        else:
-            raise ValueError(f"net2net op {kind!r} is not valid; valid: wider, deeper")
+    grown = _grow(teacher, ops, noise, torch.Generator().manual_seed(seed + 30_011), batch)
     n2n.same_structure(grown, model, raise_error=True)
     model.load_state_dict(grown.state_dict())
     report = {"ops": [list(op) for op in ops], "noise": noise}
     if batch is not None:  # the measured preservation error, as trained and with the noise off
-        exact = teacher
-        for op in ops:
-            exact = (n2n.wider(exact, int(op[1]), int(op[2]), generator=torch.Generator().manual_seed(seed))
-                     if op[0] == "wider" else n2n.deeper(exact, int(op[1]), batch=batch))
+        exact = _grow(teacher, ops, 0.0, torch.Generator().manual_seed(seed), batch)
         with probing(model, train=False), probing(exact, train=False):
             ref = teacher(batch)
             report["preservation_error"] = float((model(batch) - ref).abs().max())
             report["preservation_error_no_noise"] = float((exact(batch) - ref).abs().max())
     return report
+
+
+def _grow(teacher: nn.Module, ops: list, noise: float, generator: torch.Generator,
+          batch: torch.Tensor | None) -> nn.Module:
+    """The teacher grown by the Net2Net `ops` in order (oplab.net2net; the input is not changed)."""
+    from oplab import net2net as n2n
+
+    grown = teacher
+    for op in ops:
+        kind, args = op[0], list(op[1:])
+        if kind == "wider":
+            grown = n2n.wider(grown, int(args[0]), int(args[1]), noise=noise, generator=generator)
+        elif kind == "deeper":
+            grown = n2n.deeper(grown, int(args[0]), batch=batch)
+        else:
+            raise ValueError(f"net2net op {kind!r} is not valid; valid: wider, deeper")
+    return grown
 
 
 def apply(model: nn.Module, cfg: InitConfig, batch: torch.Tensor | None = None,
