@@ -177,9 +177,21 @@ class Trial(_Checked):
     # a trial whose stored weights this one uses (the distillation teacher, or the net a Net2Net
     # init grows); trained once per seed, on the same data, before every trial that names it
     teacher: Trial | None = None
+    # batch growth (Smith et al. 2017): the batch size is multiplied by `batch_growth` after every
+    # `batch_every` fraction of the trial's training examples (epochs x n_train), capped at n_train;
+    # the budget is then in epochs (steps = 0) and evaluation happens once an epoch
+    batch_growth: float = 1.0
+    batch_every: float = 0.0  # 0 = the batch size never changes
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.batch_growth < 1.0:
+            raise ValueError(f"Trial.batch_growth must be >= 1, got {self.batch_growth}")
+        if not 0.0 <= self.batch_every <= 1.0:
+            raise ValueError(f"Trial.batch_every must be in [0, 1] (a fraction of training), got {self.batch_every}")
+        if self.grows_batch and self.steps:
+            raise ValueError("a Trial whose batch grows (batch_every > 0, batch_growth > 1) counts its budget "
+                             "in epochs: set steps = 0")
         if self.distill.name != "none" and self.teacher is None:
             raise ValueError(f"distill method {self.distill.name!r} needs a teacher trial (Trial.teacher)")
         if self.teacher is not None and self.teacher.data != self.data:
@@ -192,6 +204,10 @@ class Trial(_Checked):
                 raise ValueError(f"Trial.{name} must be >= 0, got {getattr(self, name)}")
         if self.epochs < 1 and self.steps < 1:
             raise ValueError("a Trial needs epochs >= 1 or steps >= 1")
+
+    @property
+    def grows_batch(self) -> bool:
+        return self.batch_every > 0 and self.batch_growth > 1
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -258,7 +274,7 @@ def stable_hash(obj: Any, n: int = 16) -> str:
 
 # Trial fields added after records were first stored: at their default they are left out of
 # the key, so that every record stored before they existed keeps its key
-_LATER_FIELDS = {"distill": DistillConfig(), "teacher": None}
+_LATER_FIELDS = {"distill": DistillConfig(), "teacher": None, "batch_growth": 1.0, "batch_every": 0.0}
 
 
 def key_dict(trial: Trial) -> dict[str, Any]:

@@ -76,26 +76,45 @@ def build(params: Iterable, cfg: OptimConfig, total_steps: int):
 
 
 def clip_gradients(params: list[torch.Tensor], cfg: OptimConfig) -> tuple[float, bool]:
-    """Clip in place as configured; return (gradient norm before clipping, whether it clipped).
-    The norm is measured once and reused by norm clipping (torch's clip_grad_norm_ in two parts)."""
-    total = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None], 2.0)
-    norm = float(total)
+    """Clip in place as configured; return (gradient norm before clipping, whether it clipped)."""
+    norm, clipped = clip_gradients_(params, cfg)
+    return float(norm), bool(clipped)
+
+
+def clip_gradients_(params: list[torch.Tensor], cfg: OptimConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clip in place as configured; return (gradient norm before clipping, whether it clipped) as
+    0-d tensors on the gradients' device, with no host sync. The norm is measured once and reused
+    by norm clipping (torch's clip_grad_norm_ in two parts)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    total = torch.nn.utils.get_total_norm(grads, 2.0)
     if cfg.clip == "norm":
         torch.nn.utils.clip_grads_with_norm_(params, cfg.clip_threshold, total)
-        return norm, norm > cfg.clip_threshold
+        return total, total > cfg.clip_threshold
     if cfg.clip == "value":
-        grads = [p.grad for p in params if p.grad is not None]
-        clipped = any(bool((g.abs() > cfg.clip_threshold).any()) for g in grads)
+        clipped = torch.stack([(g.abs() > cfg.clip_threshold).any() for g in grads]).any()
         torch.nn.utils.clip_grad_value_(params, cfg.clip_threshold)
-        return norm, clipped
-    return norm, False
+        return total, clipped
+    return total, torch.zeros((), dtype=torch.bool, device=total.device)
+
+
+def step(loss: torch.Tensor, params: list[torch.Tensor], opt: torch.optim.Optimizer,
+         cfg: OptimConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One update from a minibatch loss with no host sync: backward, clip as configured, step.
+    Returns (loss, gradient norm before clipping, whether it clipped) as 0-d tensors. It steps even
+    when the loss or the gradient is not finite: the caller checks the values it gets back (every
+    few updates, in one transfer) and discards the model from the first non-finite one on."""
+    loss.backward()
+    grad_norm, clipped = clip_gradients_(params, cfg)
+    opt.step()
+    return loss.detach(), grad_norm, clipped
 
 
 def update(loss: torch.Tensor, params: list[torch.Tensor], opt: torch.optim.Optimizer,
            cfg: OptimConfig) -> tuple[float, float, bool] | None:
-    """One update from a minibatch loss: backward, clip as configured, step. Returns (loss value,
-    gradient norm before clipping, whether it clipped), or None when the loss or the gradient norm
-    is not finite, in which case nothing is stepped (the caller records a divergence)."""
+    """One update from a minibatch loss, checked at once (two host syncs): backward, clip as
+    configured, step. Returns (loss value, gradient norm before clipping, whether it clipped), or
+    None when the loss or the gradient norm is not finite, in which case nothing is stepped (the
+    caller records a divergence). For short stages and per-step loops; the main loop uses `step`."""
     value = float(loss.detach())
     if not math.isfinite(value):
         return None

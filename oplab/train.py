@@ -7,10 +7,12 @@ fixed per trial (Runtime.threads), and every random draw comes from the seed.
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +33,9 @@ class Runtime:
     data_dir: str | None = None
     download: bool = False
     threads: int = 1  # torch threads per trial; fixed so that --jobs never changes results
+    # CUDA kernels are not all deterministic (atomic adds in backward passes, cuBLAS workspaces):
+    # with this set, torch.use_deterministic_algorithms(True) for the trial, at a cost in speed
+    deterministic: bool = False
 
 
 def loss_function(task: str):
@@ -40,21 +45,23 @@ def loss_function(task: str):
 @torch.inference_mode()
 def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task: str,
              chunk: int = 1000) -> dict[str, float]:
-    """Mean loss (and accuracy for classification) over a whole split, in eval mode."""
+    """Mean loss (and accuracy for classification) over a whole split, in eval mode; the sums stay
+    on the device until the end (one host sync a split)."""
     was_training = model.training
     model.eval()
     loss_fn = loss_function(task)
-    total, correct = 0.0, 0
+    total = torch.zeros((), dtype=torch.float64, device=x.device)
+    correct = torch.zeros((), dtype=torch.long, device=x.device)
     for i in range(0, len(x), chunk):
         out = model(x[i : i + chunk])
-        total += float(loss_fn(out, y[i : i + chunk], reduction="sum"))
+        total += loss_fn(out, y[i : i + chunk], reduction="sum")
         if task == "classification":
-            correct += int((out.argmax(dim=1) == y[i : i + chunk]).sum())
+            correct += (out.argmax(dim=1) == y[i : i + chunk]).sum()
     model.train(was_training)
     n = len(x) * (1 if task == "classification" else y[0].numel())
-    result = {"loss": total / n}
+    result = {"loss": float(total) / n}
     if task == "classification":
-        result["acc"] = correct / len(x)
+        result["acc"] = int(correct) / len(x)
     return result
 
 
@@ -80,11 +87,20 @@ def train_model(trial: Trial, seed: int, runtime: Runtime = Runtime(),
     with _ONE_AT_A_TIME:
         t_start = time.perf_counter()
         prev_threads = torch.get_num_threads()
+        prev_det, prev_bench = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
         torch.set_num_threads(runtime.threads)
+        if runtime.deterministic:
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
         try:
-            return _train(trial, seed, runtime, t_start, teacher_state)
+            record, model = _train(trial, seed, runtime, t_start, teacher_state)
+            if runtime.deterministic:
+                record.extra["deterministic"] = True
+            return record, model
         finally:
             torch.set_num_threads(prev_threads)
+            torch.use_deterministic_algorithms(prev_det)
+            torch.backends.cudnn.benchmark = prev_bench
 
 
 def build_model(trial: Trial, input_shape: tuple[int, ...], out_dim: int,
@@ -116,6 +132,70 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+SYNC_EVERY = 100  # updates whose losses and gradient norms may wait on the device before they are checked
+
+
+class StepTimer:
+    """Times updates in bounded memory. On the CPU it times every update; on a GPU, where the loop
+    never waits for the device, every `stride`-th update between two syncs. It keeps at most 2 x CAP
+    samples: when full, it drops every second one and doubles the stride, so that the samples stay
+    spread evenly over training."""
+
+    CAP = 512
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.stride = 16 if device.type == "cuda" else 1
+        self.samples: list[float] = []
+        self._t0: float | None = None
+
+    def start(self, step: int) -> None:
+        if step % self.stride == 0:
+            _sync(self.device)
+            self._t0 = time.perf_counter()
+
+    def stop(self, step: int) -> None:
+        if self._t0 is None:
+            return
+        _sync(self.device)
+        self.samples.append(time.perf_counter() - self._t0)
+        self._t0 = None
+        if len(self.samples) >= 2 * self.CAP:
+            self.samples = self.samples[1::2]  # the samples at multiples of the doubled stride
+            self.stride *= 2
+
+    def median_ms(self) -> float:
+        return 1000 * statistics.median(self.samples) if self.samples else float("nan")
+
+
+def batch_plan(trial: Trial, n: int) -> list[int] | None:
+    """The batch size of every update of a trial whose batch grows (Trial.batch_growth), else None:
+    the batch is multiplied by batch_growth after every batch_every fraction of the epochs x n
+    training examples, capped at n; the last update may overrun the budget by less than a batch."""
+    if not trial.grows_batch:
+        return None
+    total = trial.epochs * n
+    period = trial.batch_every * total
+    sizes, seen = [], 0
+    while seen < total:
+        sizes.append(min(n, round(trial.batch_size * trial.batch_growth ** int(seen // period))))
+        seen += sizes[-1]
+    return sizes
+
+
+def index_batches(n: int, sizes: Iterator[int], generator: torch.Generator,
+                  device: torch.device) -> Iterator[torch.Tensor]:
+    """Index batches of the given sizes, made on the device: a fresh seeded permutation each epoch;
+    a batch that does not fit in what is left of the epoch starts the next one (the rest is dropped).
+    With a constant size this is oplab.data.batches, draw for draw."""
+    perm, pos = None, n
+    for b in sizes:
+        if pos + b > n:
+            perm, pos = torch.randperm(n, generator=generator, device=device), 0
+        yield perm[pos : pos + b]
+        pos += b
+
+
 def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float,
            teacher_state: dict | None = None) -> tuple[Record, torch.nn.Module | None]:
     from oplab import seqtrain  # sequence-to-sequence tasks on generated streams have their own loop
@@ -128,10 +208,13 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float,
     # --- data: tensors on the device; batches are seeded index slices
     data = datalib.load(trial.data, device, runtime.data_dir, runtime.download)
     n = len(data.x_train)
-    batch_gen = torch.Generator().manual_seed(seed)
-    batch_iter = datalib.batches(n, trial.batch_size, batch_gen)
+    if trial.batch_size > n:
+        raise ValueError(f"batch size {trial.batch_size} is larger than the {n} training examples")
     steps_per_epoch = n // trial.batch_size
-    total_steps = trial.steps or trial.epochs * steps_per_epoch
+    sizes = batch_plan(trial, n)  # the batch size of every update when the batch grows, else None
+    total_steps = len(sizes) if sizes else (trial.steps or trial.epochs * steps_per_epoch)
+    batch_iter = index_batches(n, iter(sizes) if sizes else itertools.repeat(trial.batch_size),
+                               torch.Generator(device=device).manual_seed(seed), device)
     eval_every = trial.eval_every or steps_per_epoch
     monitor_every = trial.monitor_every or eval_every
     loss_fn = loss_function(data.task)
@@ -182,10 +265,10 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float,
     if ema is not None:
         eval_curve["ema_test_loss"] = []
 
-    def record_eval(step: int, train_loss: float | None) -> None:
+    def record_eval(step: int, train_loss: float | None, epoch: float | None = None) -> None:
         ev = evaluate(model, data.x_test, data.y_test, data.task)
         eval_curve["step"].append(step)
-        eval_curve["epoch"].append(step / steps_per_epoch)
+        eval_curve["epoch"].append(step / steps_per_epoch if epoch is None else epoch)
         eval_curve["train_loss_running"].append(train_loss)
         eval_curve["test_loss"].append(ev["loss"])
         if "acc" in ev:
@@ -203,18 +286,48 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float,
     t_eval = time.perf_counter()
     record_eval(0, None)
     record_monitors(0)
-    eval_s = time.perf_counter() - t_eval
+    eval_s = eval_s0 = time.perf_counter() - t_eval
 
-    # --- the loop
+    # --- the loop. Nothing in it waits for the device: each update's loss, gradient norm and
+    # clipping flag stay there as 0-d tensors and come back together (`flush`) at each evaluation
+    # and at least every SYNC_EVERY updates; the first non-finite loss or gradient norm among them
+    # is the divergence, and everything from it on is discarded, so the record is the one a loop
+    # that checked every update would write.
     status, diverged_step, clipped = pre_status, (0 if pre_status != "ok" else None), 0
-    step_times: list[float] = []
+    timer = StepTimer(device)
     interval_loss, interval_n = 0.0, 0
+    pending: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (step, loss, norm, clipped)
+    seen, epochs_seen = 0, 0  # training examples drawn, and whole epochs of them (batch growth)
     dist = trial.distill
+
+    def flush() -> bool:
+        """Bring the pending updates' values to the host; False if one of them was not finite."""
+        nonlocal status, diverged_step, clipped, interval_loss, interval_n
+        if not pending:
+            return True
+        values = torch.stack([torch.stack([lo.double(), gn.double(), c.double()]) for _, lo, gn, c in pending]).tolist()
+        steps = [p[0] for p in pending]
+        pending.clear()
+        for step_i, (loss_value, grad_norm, was_clipped) in zip(steps, values):
+            if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
+                status, diverged_step = "diverged", step_i
+                return False
+            clipped += int(was_clipped)
+            interval_loss += loss_value
+            interval_n += 1
+            if step_i % trial.log_every == 0:
+                log_curve["step"].append(step_i)
+                log_curve["batch_loss"].append(loss_value)
+                log_curve["grad_norm"].append(grad_norm)
+                if sizes:
+                    log_curve.setdefault("batch_size", []).append(sizes[step_i - 1])
+        return True
+
+    t_loop = time.perf_counter()
     for step in range(1, total_steps + 1 if status == "ok" else 1):
-        idx = next(batch_iter).to(device)
+        idx = next(batch_iter)
         x, y = data.x_train[idx], data.y_train[idx]
-        _sync(device)
-        t0 = time.perf_counter()
+        timer.start(step)
         opt.zero_grad(set_to_none=True)
         if teacher is not None and dist.name != "none":  # knowledge distillation (FitNets' stage 2)
             with torch.no_grad():
@@ -224,31 +337,31 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float,
             loss = distill.kd_loss(model(x), teacher_out, y, lam, dist.tau)
         else:
             loss = loss_fn(model(x), y)
-        done = optim.update(loss, params, opt, trial.optim)
-        if done is None:
-            status, diverged_step = "diverged", step
-            break
-        loss_value, grad_norm, was_clipped = done
+        pending.append((step, *optim.step(loss, params, opt, trial.optim)))
         sched.step()
         if ema is not None:
             ema.update_parameters(model)
-        _sync(device)
-        step_times.append(time.perf_counter() - t0)
-        clipped += was_clipped
-        interval_loss += loss_value
-        interval_n += 1
+        timer.stop(step)
+        seen += len(idx)
 
-        if step % trial.log_every == 0:
-            log_curve["step"].append(step)
-            log_curve["batch_loss"].append(loss_value)
-            log_curve["grad_norm"].append(grad_norm)
+        if sizes:  # a growing batch: evaluate once an epoch of examples, whatever the batch
+            is_eval = seen // n > epochs_seen or step == total_steps
+            epochs_seen = seen // n
+        else:
+            is_eval = step % eval_every == 0 or step == total_steps
+        is_monitor = (trial.monitors and not trial.monitor_start_only
+                      and (step % monitor_every == 0 or step == total_steps))
+        if (is_eval or is_monitor or len(pending) >= SYNC_EVERY) and not flush():
+            break
         t_eval = time.perf_counter()
-        if step % eval_every == 0 or step == total_steps:
-            record_eval(step, interval_loss / interval_n)
+        if is_eval:
+            record_eval(step, interval_loss / interval_n, seen / n if sizes else None)
             interval_loss, interval_n = 0.0, 0
-        if trial.monitors and not trial.monitor_start_only and (step % monitor_every == 0 or step == total_steps):
+        if is_monitor:
             record_monitors(step)
         eval_s += time.perf_counter() - t_eval
+    _sync(device)
+    train_s = time.perf_counter() - t_loop - (eval_s - eval_s0)  # the loop's time less its evaluations
 
     train_loss_full = None
     if status == "ok":
@@ -277,14 +390,12 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float,
     if trial.monitors:
         curves["monitor"] = mon_curve
     wall = time.perf_counter() - t_start
-    train_s = sum(step_times)
-    # the median step time resists bursts of load from other processes on a shared machine
-    median_ms = 1000 * statistics.median(step_times) if step_times else float("nan")
     record = Record(
         config=to_dict(trial), seed=seed, status=status, diverged_step=diverged_step, curves=curves,
         final=final, extra=extra,
         timings={"wall_s": wall, "train_s": train_s, "eval_s": eval_s,
-                 "time_per_step_ms": median_ms, "mean_step_ms": 1000 * train_s / max(1, len(step_times))},
+                 # the median of the timed updates resists bursts of load from other processes
+                 "time_per_step_ms": timer.median_ms(), "mean_step_ms": 1000 * train_s / max(1, steps_done)},
         provenance=provenance(runtime.device, runtime.threads),
     )
     return record, (model if status == "ok" else None)

@@ -57,19 +57,23 @@ def test_infinite_targets_are_refused():
 
 
 def _poison_last_update(monkeypatch, total_steps: int) -> None:
-    """optim.update as usual, but the last update leaves an infinite weight behind (the loss and the
-    gradient it saw were finite, so the loop's own check cannot see it)."""
-    real, calls = optim.update, []
+    """optim.step (the main loop's update) and optim.update (the stream loop's) as usual, but the
+    last update leaves an infinite weight behind (the loss and the gradient it saw were finite, so
+    the loop's own check cannot see it)."""
+    calls = []
 
-    def update(loss, params, opt, cfg):
-        out = real(loss, params, opt, cfg)
-        calls.append(1)
-        if out is not None and len(calls) == total_steps:
-            with torch.no_grad():
-                params[0].view(-1)[0] = float("inf")
-        return out
+    def poisoned(real):
+        def fn(loss, params, opt, cfg):
+            out = real(loss, params, opt, cfg)
+            calls.append(1)
+            if out is not None and len(calls) == total_steps:
+                with torch.no_grad():
+                    params[0].view(-1)[0] = float("inf")
+            return out
+        return fn
 
-    monkeypatch.setattr(optim, "update", update)
+    monkeypatch.setattr(optim, "update", poisoned(optim.update))
+    monkeypatch.setattr(optim, "step", poisoned(optim.step))
 
 
 def test_a_last_update_to_infinite_weights_is_a_divergence(monkeypatch):

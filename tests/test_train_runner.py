@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from oplab import records, runner
-from oplab.config import override
+from oplab.config import DataConfig, ModelConfig, OptimConfig, Trial, override
 from oplab.records import Record
 from oplab.train import Runtime, train
 from tests.conftest import tiny_trial
@@ -163,3 +163,32 @@ def test_dask_executor_returns_records_the_client_writes(tmp_path):
     remote = runner.run(specs, tmp_path / "dask", Runtime(), executor="dask", progress=False)
     assert {k: r.curves for k, r in remote.items()} == {k: r.curves for k, r in local.items()}
     assert len(list((tmp_path / "dask" / "teststudy" / "trials").glob("*.json"))) == 2
+
+
+@pytest.mark.parametrize("lr", [0.05, 40.0])
+def test_deferred_checks_write_the_record_a_per_update_check_would(monkeypatch, lr):
+    """The loop checks losses and gradient norms in groups (train.SYNC_EVERY); checking after every
+    update gives the same record, for a trial that trains and for one that diverges mid-group."""
+    from oplab import train as trainlib
+
+    trial = Trial(data=DataConfig("mnist5k", n_train=400, n_test=100), model=ModelConfig("mlp", 2, 32),
+                  optim=OptimConfig("sgd", lr=lr, momentum=0.9), epochs=3, batch_size=20, eval_every=50,
+                  log_every=3)
+    grouped = train(trial, 0)
+    monkeypatch.setattr(trainlib, "SYNC_EVERY", 1)
+    single = train(trial, 0)
+    assert grouped.status == single.status and grouped.diverged_step == single.diverged_step
+    assert grouped.final == single.final and grouped.curves == single.curves
+    if lr > 1:  # the point of the second case: a divergence inside the first group of deferred checks
+        # (updates 1-50, checked together at the first evaluation)
+        assert grouped.status == "diverged" and 1 < grouped.diverged_step < 50
+
+
+def test_deterministic_runtime_is_marked_restored_and_changes_nothing_on_the_cpu(trial):
+    import torch
+
+    plain = train(trial, 0)
+    det = train(trial, 0, Runtime(deterministic=True))
+    assert det.extra.get("deterministic") is True and "deterministic" not in plain.extra
+    assert det.final == plain.final and det.curves == plain.curves
+    assert not torch.are_deterministic_algorithms_enabled()  # the process's setting is given back
