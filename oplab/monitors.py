@@ -56,11 +56,12 @@ def curvature(model: nn.Module, loss_fn: LossFn, x, y, *, eps: float = 0.01) -> 
     gg, ghg = float(_dot(grads, grads)), float(_dot(grads, hg))
     params = _params(model)
     with torch.no_grad():
+        saved = [p.detach().clone() for p in params]  # restored by copy: p - eps g + eps g is not p in floats
         for p, g in zip(params, grads):
             p.sub_(eps * g)
         new_loss = float(loss_fn(model(x), y))
-        for p, g in zip(params, grads):
-            p.add_(eps * g)
+        for p, s in zip(params, saved):
+            p.copy_(s)
     return {
         "loss": float(loss), "gTg": gg, "gTHg": ghg, "grad_norm": gg ** 0.5,
         "predicted_change": 0.5 * eps**2 * ghg - eps * gg, "actual_change": new_loss - float(loss),
@@ -106,7 +107,12 @@ def activations_train(model: nn.Module, loss_fn: LossFn, x, y) -> dict[str, floa
 def run(names: tuple[str, ...], model: nn.Module, loss_fn: LossFn, x, y) -> dict[str, float]:
     """All named monitors on one batch, with the model in eval mode and its state restored."""
     out: dict[str, float] = {}
-    with probing(model, train=False):
+    # cuDNN's RNN kernels refuse a backward pass in eval mode and have no double backward (which the
+    # curvature monitors need): around a recurrent model, monitors use PyTorch's own RNN kernels
+    recurrent = any(isinstance(m, nn.RNNBase) for m in model.modules())
+    cudnn = torch.backends.cudnn
+    with probing(model, train=False), cudnn.flags(enabled=cudnn.enabled and not recurrent, benchmark=cudnn.benchmark,
+                                                  deterministic=cudnn.deterministic, allow_tf32=cudnn.allow_tf32):
         for name in names:
             out.update(MONITORS.build(name, model, loss_fn, x, y))
     return out

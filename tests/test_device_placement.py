@@ -41,3 +41,31 @@ def test_every_arm_builds_on_the_requested_device(study, budget, name, arm):
         tensors = list(model.parameters()) + list(model.buffers())
         assert tensors and all(t.device.type == "meta" for t in tensors), name
 
+
+
+def test_monitors_around_a_recurrent_model_use_pytorch_kernels_not_cudnn(monkeypatch):
+    """cuDNN's RNN backward refuses eval mode and double backward: monitors.run turns cuDNN off
+    around recurrent models (and only them), and gives the setting back."""
+    import torch.nn.functional as F
+
+    from oplab import models, monitors
+    from oplab.config import DataConfig, ModelConfig
+
+    seen = {}
+
+    def spy(model, loss_fn, x, y):
+        seen[type(model).__name__] = torch.backends.cudnn.enabled
+        return {}
+
+    monkeypatch.setitem(monitors.MONITORS._items, "cudnn_spy", spy)
+    from oplab import data
+
+    d = data.load(DataConfig("temporal_order", 32, 8, options={"length": 10, "n_train": 32, "n_test": 8}))
+    rnn = models.build(ModelConfig("rnn", 1, 8, "tanh", options={"cell": "lstm", "init": "torch"}), d.input_shape,
+                       d.out_dim)
+    mlp = models.build(ModelConfig("mlp", 1, 8), (6,), 3)
+    before = torch.backends.cudnn.enabled
+    out = monitors.run(("cudnn_spy", "curvature"), rnn, F.cross_entropy, d.x_train[:8], d.y_train[:8])
+    monitors.run(("cudnn_spy",), mlp, F.cross_entropy, torch.randn(4, 6), torch.tensor([0, 1, 2, 0]))
+    assert seen == {type(rnn).__name__: False, "Sequential": before} and torch.backends.cudnn.enabled == before
+    assert out["gTHg"] == out["gTHg"]  # double backward through the recurrent model ran (a number, not NaN)

@@ -58,6 +58,9 @@ def test_curvature_and_top_eigenvalue_match_the_hessian():
     before = [p.clone() for p in model.parameters()]
     monitors.run(("curvature", "activations"), model, F.cross_entropy, x, y)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    for eps in (0.1, 0.37, 3.0):  # bit for bit, at steps where p - eps g + eps g would round off p
+        monitors.curvature(model, F.cross_entropy, x, y, eps=eps)
+        assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
 def test_clipping_by_norm_and_value_reports_the_norm_before():
