@@ -9,6 +9,7 @@ gives the same files.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -105,6 +106,12 @@ def write_study(study: ModuleType, plan, recs: dict[str, Record], results_dir: P
     current environment) the page says how many records come from another environment or code."""
     out = Path(results_dir) / study.NAME
     specs = plan.tuning + plan.trials
+    used = {s.key: recs[s.key] for s in specs if s.key in recs}
+    stale = staleness.stale_line(used.values(), env) if env is not None else ""
+    inputs = inputs_digest(study, plan, specs, recs, stale)
+    kept = _unchanged(out, inputs)
+    if kept is not None:  # the same records, code and seeds as the page on disk: it stands as written
+        return kept
     df_all = frame(specs, recs)
     cv_all = curves(specs, recs)
     tuning, _ = _block(df_all, {}, "tuning")
@@ -142,7 +149,6 @@ def write_study(study: ModuleType, plan, recs: dict[str, Record], results_dir: P
         files[f"{name}.png"] = buf.getvalue()
         fig_files.append(f"{name}.png")
 
-    used = {s.key: recs[s.key] for s in specs if s.key in recs}
     unique = used.values()
     dates = sorted(r.provenance.get("date", "") for r in unique)
     verdict = {
@@ -160,13 +166,14 @@ def write_study(study: ModuleType, plan, recs: dict[str, Record], results_dir: P
         "n_missing": len({s.key for s in specs} - set(recs)),
         "n_diverged": sum(r.status == "diverged" for r in unique),
         "n_errors": sum(r.status == "error" for r in unique),
-        "stale": staleness.stale_line(unique, env) if env is not None else "",
+        "stale": stale,
         "compute_s": round(sum(r.timings.get("wall_s", 0.0) for r in unique), 1),
         "figures": fig_files,
         "version": study.VERSION,
         "records_from": dates[0] if dates else "",
         "records_to": dates[-1] if dates else "",
         "provenance": _provenance_summary(unique),
+        "inputs": inputs,
     }
     files["verdict.json"] = (json.dumps(verdict, indent=1, default=float) + "\n").encode()
     files["README.md"] = study_section(study, verdict, table_md, level=1).encode()
@@ -180,6 +187,47 @@ def write_study(study: ModuleType, plan, recs: dict[str, Record], results_dir: P
     if not errors:
         (out / "errors.md").unlink(missing_ok=True)
     return verdict
+
+
+# the code that turns records into a page: a change to any of it rebuilds every page
+REPORT_CODE = ("report.py", "kit.py", "stats.py", "plots.py", "staleness.py")
+REPORT_PACKAGES = ("matplotlib", "pandas", "numpy", "scipy", "seaborn")
+
+
+def inputs_digest(study: ModuleType, plan, specs: list, recs: dict[str, Record], stale: str) -> str:
+    """A digest of everything a study's page is computed from: its seed blocks, each used record
+    (key, status, training date and wall time: a retrained record differs in the last two), the
+    stale line, the study's source, the report code and the versions of the packages that draw
+    and compute it."""
+    from oplab.records import package_version
+
+    here = Path(__file__).parent
+    sources = [Path(study.__file__).read_bytes(), *((here / name).read_bytes() for name in REPORT_CODE)]
+    parts = {
+        "budget": plan.budget, "seeds": list(plan.seeds), "replication": list(plan.replication),
+        "tuning_seeds": list(plan.tuning_seeds),
+        "records": [(sp.key, sp.block, recs[sp.key].status, recs[sp.key].provenance.get("date", ""),
+                     recs[sp.key].timings.get("wall_s")) for sp in specs if sp.key in recs],
+        "missing": sorted({sp.key for sp in specs} - set(recs)),
+        "stale": stale,
+        "code": [hashlib.sha256(b).hexdigest() for b in sources],
+        "packages": [package_version(name) for name in REPORT_PACKAGES],
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _unchanged(out: Path, inputs: str) -> dict | None:
+    """The stored verdict of a page built from these very inputs, with every file it wrote; else None."""
+    try:
+        verdict = json.loads((out / "verdict.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(verdict, dict) or verdict.get("inputs") != inputs:
+        return None
+    files = ["README.md", "section.md", "table.md", *verdict.get("figures", [])]
+    if verdict.get("n_errors"):
+        files.append("errors.md")
+    return verdict if all((out / f).is_file() for f in files) else None
 
 
 def errors_page(study: ModuleType, errors: list) -> str:

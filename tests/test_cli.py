@@ -21,7 +21,7 @@ WN = get("wn_vs_bn")
     (["--jobs", "0"], "--jobs: must be >= 1"),
     (["--device", "tpu"], "choose from auto, cpu, cuda"),
     (["--executor", "slurm"], "choose from local, dask"),
-    (["--seeds", "1000-1004"], "verdict and tuning seeds overlap at [1000, 1001]"),
+    (["--seeds", "1000-1004"], "verdict and tuning seeds overlap at [1000"),
     (["--seeds", "0,100", "--replicate"], "verdict and replication seeds overlap at [100]"),
     (["--bogus"], "unrecognized arguments: --bogus"),
 ])

@@ -232,3 +232,24 @@ def test_records_from_another_environment_are_flagged_and_recomputed_on_request(
     assert run_cli(["--recompute-stale"], out) == 0 and calls == [rec["key"]]
     assert json.loads(path.read_text())["provenance"]["torch"] != "0.0.1"
     assert "another environment" not in (out / "tiny" / "README.md").read_text()
+
+
+def test_a_page_built_from_the_same_inputs_is_kept_and_a_changed_input_rebuilds_it(tmp_path):
+    """A cached rerun does not redraw a study's page whose records, seeds and code are unchanged
+    (verdict.json's `inputs`); a retrained record, a missing figure or other seeds rebuild it."""
+    out = tmp_path / "r"
+    assert run_cli([], out) == 0
+    page = out / "tiny"
+    first = {f.name: f.stat().st_mtime_ns for f in page.iterdir() if f.is_file()}
+    assert run_cli([], out) == 0
+    assert {f.name: f.stat().st_mtime_ns for f in page.iterdir() if f.is_file()} == first  # nothing rewritten
+    (page / "error.png").unlink()
+    assert run_cli([], out) == 0
+    assert (page / "error.png").is_file() and (page / "README.md").stat().st_mtime_ns != first["README.md"]
+    inputs = json.loads((page / "verdict.json").read_text())["inputs"]
+    rec_file = sorted((page / "trials").glob("*.json"))[0]
+    rec = json.loads(rec_file.read_text())
+    rec["timings"]["wall_s"] += 1.0  # as if the trial had been trained again
+    rec_file.write_text(json.dumps(rec))
+    assert run_cli([], out) == 0
+    assert json.loads((page / "verdict.json").read_text())["inputs"] != inputs
