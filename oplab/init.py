@@ -1,14 +1,29 @@
-"""Weight initializers: default, glorot, he, orthogonal, normal, standard, lsuv.
+"""Weight initializers: default, glorot, he, lecun, orthogonal, normal, standard, lsuv; and bias rules.
 
 Each is `fn(model, batch, **options) -> report` and sets every Linear/Conv
 weight (the direction v of a weight-normed layer, through its right-inverse)
 and zeros the biases. The tensor rules are torch.nn.init's; `batch` is for
 data-dependent schemes and ignored by the others; the report (a dict, stored
 in the trial's record) says what a data-dependent scheme did.
+
+Bias rules compose with every initializer registered here, as options of its InitConfig,
+applied after the weights (all off by default, so a config without them initializes exactly
+as before):
+- `output_bias="log_prior"`: the read-out layer's bias (the last Linear/Conv) set to the log of
+  the class frequencies of the training labels, so that a net whose read-out weights contribute
+  nothing predicts the marginal distribution (initial loss = label entropy);
+- `hidden_bias=v`: every other Linear/Conv layer's bias set to the constant v (e.g. 0.1 for ReLU units);
+- `forget_bias=v`: every nn.LSTM's forget-gate bias: b_ih's forget slice = v and b_hh's = 0, so the
+  effective bias b_ih + b_hh of the forget gate is v; the other gates are untouched.
+E.g. `InitConfig("he", {"hidden_bias": 0.1, "output_bias": "log_prior"})`.
+
+The `dead_units` monitor (the fraction of ReLU units that output 0 on a whole batch), the
+diagnostic of the hidden-bias rule, is registered here into oplab.monitors.MONITORS.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from collections.abc import Callable
@@ -18,9 +33,122 @@ from torch import nn
 
 from oplab.config import InitConfig
 from oplab.models import forward_inputs, probing, weight_layers
+from oplab.monitors import MONITORS
 from oplab.registry import Registry
 
 INITS = Registry("initializer")
+OUTPUT_BIAS_RULES = ("log_prior",)
+
+
+def with_bias_rules(fn: Callable) -> Callable:
+    """The initializer `fn` with the bias-rule options (module docstring) added to its signature:
+    it runs `fn`, then the rules given; with none given it is exactly `fn`."""
+    inner = inspect.signature(fn)
+    takes_train = "train" in inner.parameters
+
+    @functools.wraps(fn)
+    def wrapped(model, batch=None, *, output_bias: str | None = None, hidden_bias: float | None = None,
+                forget_bias: float | None = None, train=None, **options):
+        if takes_train:
+            options["train"] = train
+        report = fn(model, batch, **options)
+        rules = {k: v for k, v in (("output_bias", output_bias), ("hidden_bias", hidden_bias),
+                                   ("forget_bias", forget_bias)) if v is not None}
+        if not rules:
+            return report
+        return {**(report or {}), "bias_rules": set_biases(model, train=train, **rules)}
+
+    extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None)
+             for n in ("output_bias", "hidden_bias", "forget_bias") + (() if takes_train else ("train",))]
+    params = list(inner.parameters.values())
+    keyword = [p for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    wrapped.__signature__ = inner.replace(parameters=[p for p in params if p not in keyword] + keyword + extra)
+    return wrapped
+
+
+def register(name: str) -> Callable:
+    """Register an initializer under `name` with the bias rules added; the module-level name
+    stays the plain function (what other initializers call)."""
+    def deco(fn: Callable) -> Callable:
+        INITS.register(name)(with_bias_rules(fn))
+        return fn
+
+    return deco
+
+
+def log_priors(y: torch.Tensor, classes: int) -> torch.Tensor:
+    """log of the class frequencies of integer labels `y` (ValueError if a class never occurs:
+    its log prior would be -inf)."""
+    if y.is_floating_point() or y.ndim != 1:
+        raise ValueError("output_bias='log_prior' needs integer class labels (a classification task)")
+    counts = torch.bincount(y.cpu(), minlength=classes).double()
+    if len(counts) != classes:
+        raise ValueError(f"labels go up to {len(counts) - 1}, but the read-out has {classes} outputs")
+    if (counts == 0).any():
+        missing = torch.nonzero(counts == 0).flatten().tolist()
+        raise ValueError(f"output_bias='log_prior': classes {missing} have no training example (log prior -inf)")
+    return torch.log(counts / counts.sum())
+
+
+@MONITORS.register("dead_units")
+@torch.no_grad()
+def dead_units(model: nn.Module, loss_fn, x, y) -> dict[str, float]:
+    """The fraction of ReLU units that are dead on the batch: output 0 for every example (and, in
+    a conv layer, every position), overall (`dead_frac`) and per ReLU layer (`relu{i}_dead`, 0 =
+    first). The diagnostic of the `hidden_bias` rule (a positive bias keeps units alive)."""
+    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+    if not relus:
+        raise ValueError("the dead_units monitor needs a model with nn.ReLU layers")
+    outs = forward_inputs(model, x, relus)
+    out: dict[str, float] = {}
+    dead = total = 0
+    for i, o in enumerate(outs):
+        alive = (o > 0).transpose(0, 1).reshape(o.shape[1], -1).any(dim=1)
+        out[f"relu{i}_dead"] = float((~alive).float().mean())
+        dead, total = dead + int((~alive).sum()), total + len(alive)
+    out["dead_frac"] = dead / total
+    return out
+
+
+@torch.no_grad()
+def set_biases(model: nn.Module, *, output_bias: str | None = None, hidden_bias: float | None = None,
+               forget_bias: float | None = None, train: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict:
+    """Apply the bias rules (module docstring) to `model` in place; return what was set."""
+    layers = weight_layers(model)
+    report: dict = {}
+    if hidden_bias is not None:
+        hidden = [m for m in layers[:-1] if m.bias is not None]
+        if not hidden:
+            raise ValueError("hidden_bias: the model has no hidden Linear/Conv layer with a bias")
+        for m in hidden:
+            nn.init.constant_(m.bias, float(hidden_bias))
+        report.update(hidden_bias=float(hidden_bias), hidden_layers=len(hidden))
+    if output_bias is not None:
+        if output_bias not in OUTPUT_BIAS_RULES:
+            raise ValueError(f"output_bias {output_bias!r} is not valid; valid: {', '.join(OUTPUT_BIAS_RULES)}")
+        if train is None:
+            raise ValueError("output_bias='log_prior' needs the training labels (oplab.init.apply's `train`)")
+        out = layers[-1] if layers else None
+        if out is None or out.bias is None:
+            raise ValueError("output_bias: the model's read-out (its last Linear/Conv layer) has no bias")
+        prior = log_priors(train[1], out.bias.shape[0])
+        out.bias.copy_(prior.to(out.bias))
+        p = prior.exp()
+        report.update(output_bias=output_bias, log_prior=prior.tolist(),
+                      label_entropy=float(-(p * prior).sum()))
+    if forget_bias is not None:
+        lstms = [m for m in model.modules() if isinstance(m, nn.LSTM)]
+        if not lstms:
+            raise ValueError("forget_bias: the model has no nn.LSTM (e.g. the rnn model with cell 'lstm')")
+        for m in lstms:
+            h = m.hidden_size
+            for name, p in m.named_parameters():  # gates i, f, g, o: the forget gate is rows h..2h
+                if name.startswith("bias_ih"):
+                    nn.init.constant_(p[h : 2 * h], float(forget_bias))
+                elif name.startswith("bias_hh"):
+                    nn.init.zeros_(p[h : 2 * h])
+        report.update(forget_bias=float(forget_bias), lstm_layers=sum(m.num_layers for m in lstms))
+    return report
 
 
 @torch.no_grad()
@@ -54,37 +182,44 @@ def _each(model: nn.Module, rule: Callable[[torch.Tensor], torch.Tensor], bias: 
     return {}
 
 
-@INITS.register("default")
+@register("default")
 def default(model: nn.Module, batch=None) -> dict:
     """PyTorch's own layer init (Kaiming-uniform with a=sqrt(5); biases uniform)."""
     return {}
 
 
-@INITS.register("glorot")
+@register("glorot")
 def glorot(model: nn.Module, batch=None, *, gain: float = 1.0, bias: str = "zero") -> dict:
     """Glorot & Bengio's normalized init U(-u, u), u = gain * sqrt(6 / (fan_in + fan_out))."""
     return _each(model, lambda w: nn.init.xavier_uniform_(w, gain=gain), bias)
 
 
-@INITS.register("he")
+@register("he")
 def he(model: nn.Module, batch=None, *, bias: str = "zero") -> dict:
     """He et al.: N(0, 2 / fan_in)."""
     return _each(model, lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu"), bias)
 
 
-@INITS.register("orthogonal")
+@register("lecun")
+def lecun(model: nn.Module, batch=None, *, bias: str = "zero") -> dict:
+    """LeCun et al. 1998: N(0, 1 / fan_in) (torch's kaiming_normal_ with the linear gain 1): the
+    variance-preserving "scaled Gaussian" init of a linear layer, as in Saxe et al. 2013."""
+    return _each(model, lambda w: nn.init.kaiming_normal_(w, nonlinearity="linear"), bias)
+
+
+@register("orthogonal")
 def orthogonal(model: nn.Module, batch=None, *, gain: float = 1.0, bias: str = "zero") -> dict:
     """Saxe et al.: a (semi-)orthogonal matrix times `gain`."""
     return _each(model, lambda w: nn.init.orthogonal_(w, gain=gain), bias)
 
 
-@INITS.register("normal")
+@register("normal")
 def normal(model: nn.Module, batch=None, *, sigma: float = 0.01, bias: str = "zero") -> dict:
     """N(0, sigma^2), e.g. the old N(0, 0.01^2) rule."""
     return _each(model, lambda w: nn.init.normal_(w, 0.0, sigma), bias)
 
 
-@INITS.register("standard")
+@register("standard")
 def standard(model: nn.Module, batch=None, *, bias: str = "zero") -> dict:
     """The 'standard' heuristic of Glorot & Bengio: U(-1/sqrt(n), 1/sqrt(n)), n = fan-in."""
 
@@ -95,7 +230,7 @@ def standard(model: nn.Module, batch=None, *, bias: str = "zero") -> dict:
     return _each(model, rule, bias)
 
 
-@INITS.register("lsuv")
+@register("lsuv")
 @torch.no_grad()
 def lsuv(model: nn.Module, batch: torch.Tensor | None = None, *, tol: float = 0.1, tmax: int = 10,
          bias: str = "zero") -> dict:

@@ -1,5 +1,6 @@
-"""Models: an MLP and a small convnet, with marked slots where a normalizer goes;
-and the recurrent models of Pascanu, Mikolov & Bengio (2013).
+"""Models: an MLP and a small convnet, with marked slots where a normalizer goes; a deep
+linear network (Saxe et al. 2013, `deep_linear`); and the recurrent models of Pascanu,
+Mikolov & Bengio (2013), the Elman RNN also with an LSTM cell (`rnn`, cell="lstm").
 
 Every hidden layer is `weight layer -> NormSlot -> activation`. A NormSlot is
 an identity until `oplab.norms.apply` swaps in batch norm or mean-only batch
@@ -104,6 +105,23 @@ def convnet(*, input_shape, out_dim, depth, width, activation, pools: list[int] 
     return nn.Sequential(*layers)
 
 
+@MODELS.register("deep_linear")
+def deep_linear(*, input_shape, out_dim, depth, width, activation, bias: bool = False) -> nn.Module:
+    """A deep linear network (Saxe, McClelland & Ganguli 2013): `depth` weight layers and no
+    nonlinearity, input -> width -> ... -> width -> out_dim, so the net computes the product of
+    its `depth` matrices (depth 1: a linear read-out of the input). Biases off by default, as in
+    Saxe et al.'s analysis. `activation` is ignored (there is none); there is no normalizer slot."""
+    if depth < 1:
+        raise ValueError(f"deep_linear needs depth >= 1 weight layers, got {depth}")
+    n_in = 1
+    for s in input_shape:
+        n_in *= s
+    sizes = [n_in] + [width] * (depth - 1) + [out_dim]
+    layers: list[nn.Module] = [nn.Flatten()]
+    layers += [nn.Linear(a, b, bias=bias) for a, b in zip(sizes[:-1], sizes[1:])]
+    return nn.Sequential(*layers)
+
+
 @contextlib.contextmanager
 def probing(model: nn.Module, train: bool = True) -> Iterator[nn.Module]:
     """Run a probe in train (batch statistics) or eval mode; afterwards the model's mode and
@@ -141,12 +159,16 @@ def forward_inputs(model: nn.Module, x: torch.Tensor, layers: list[nn.Module]) -
 
 
 class SequenceRNN(nn.Module):
-    """An Elman RNN over (batch, time, features) inputs with a linear read-out of the last
-    hidden state: class scores (temporal order) or a regression output (adding problem)."""
+    """An Elman RNN (or, with cell="lstm", an LSTM) over (batch, time, features) inputs with a
+    linear read-out of the last hidden state: class scores (temporal order) or a regression
+    output (adding problem)."""
 
-    def __init__(self, n_in: int, out_dim: int, depth: int, width: int, activation: str):
+    def __init__(self, n_in: int, out_dim: int, depth: int, width: int, activation: str, cell: str = "rnn"):
         super().__init__()
-        self.rnn = nn.RNN(n_in, width, num_layers=depth, nonlinearity=activation, batch_first=True)
+        if cell == "lstm":
+            self.rnn = nn.LSTM(n_in, width, num_layers=depth, batch_first=True)
+        else:
+            self.rnn = nn.RNN(n_in, width, num_layers=depth, nonlinearity=activation, batch_first=True)
         self.readout = nn.Linear(width, out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -161,11 +183,14 @@ def _rnn_init(model: SequenceRNN, scheme: str, rho: float, sparsity: int) -> Non
     basic_tanh: every weight N(0, 0.1^2). smart_tanh: input and output weights N(0, 0.01^2);
     recurrent weights N(0, 0.01^2) with all but `sparsity` incoming connections per unit set
     to 0, then rescaled to spectral radius `rho` (0.95 in the paper). Biases are 0. `torch`
-    keeps PyTorch's default U(-1/sqrt(width), 1/sqrt(width))."""
+    keeps PyTorch's default U(-1/sqrt(width), 1/sqrt(width)). An LSTM takes torch or basic_tanh
+    (smart_tanh's spectral radius is defined for the Elman RNN's square recurrent matrix)."""
     if scheme == "torch":
         return
     if scheme not in ("basic_tanh", "smart_tanh"):
         raise ValueError(f"rnn init {scheme!r} is not valid; valid: basic_tanh, smart_tanh, torch")
+    if scheme == "smart_tanh" and isinstance(model.rnn, nn.LSTM):
+        raise ValueError("rnn init 'smart_tanh' is for cell 'rnn'; an LSTM takes init 'torch' or 'basic_tanh'")
     std = 0.1 if scheme == "basic_tanh" else 0.01
     for name, p in model.rnn.named_parameters():
         if name.startswith("bias"):
@@ -185,14 +210,20 @@ def _rnn_init(model: SequenceRNN, scheme: str, rho: float, sparsity: int) -> Non
 
 @MODELS.register("rnn")
 def rnn(*, input_shape, out_dim, depth, width, activation, init: str = "smart_tanh", rho: float = 0.95,
-        sparsity: int = 15) -> nn.Module:
+        sparsity: int = 15, cell: str = "rnn") -> nn.Module:
     """Elman RNN (`depth` layers of `width` units, `activation` tanh or relu) reading
     (time, features) sequences; read-out from the last step. `init` is the RNN's own
     initialization (see _rnn_init), applied here because oplab.init only sets Linear/Conv
-    weights: use it with InitConfig("default"), which leaves it in place."""
+    weights: use it with InitConfig("default"), which leaves it in place (oplab.init's
+    `forget_bias` rule then sets an LSTM's forget-gate bias). `cell`: "rnn" (Elman) or "lstm"
+    (torch's nn.LSTM, gates i, f, g, o; its cell is tanh, so `activation` must be tanh)."""
     if len(input_shape) != 2:
         raise ValueError(f"rnn needs (time, features) inputs, got shape {input_shape}")
-    model = SequenceRNN(input_shape[1], out_dim, depth, width, activation)
+    if cell not in ("rnn", "lstm"):
+        raise ValueError(f"rnn cell {cell!r} is not valid; valid: lstm, rnn")
+    if cell == "lstm" and activation != "tanh":
+        raise ValueError(f"an LSTM's cell nonlinearity is tanh; set activation 'tanh', not {activation!r}")
+    model = SequenceRNN(input_shape[1], out_dim, depth, width, activation, cell)
     _rnn_init(model, init, rho, sparsity)
     return model
 

@@ -14,6 +14,9 @@ options, `seed` included, so a trial's data never depends on the trial's seed):
   the mean of the two marked values, as in Pascanu's `addition.py`. (Pascanu draws a
   length in [L, 1.1 L) per minibatch; a dataset here holds one tensor, so every
   sequence has length L.)
+- `least_squares`: noisy linear regression, y = x . w* + noise e with x ~ N(0, I), a convex
+  problem on which plain SGD at a constant rate bounces around the minimum and the average of
+  its iterates does not (`least_squares_risk` gives a linear model's exact expected test error).
 - `single_unit_target`: one dummy example whose target is the single unit's goal
   (0.7); the `single_unit` model ignores its input, so the mean-squared error on it is
   exactly the paper's error (sigmoid(x_T) - 0.7)^2.
@@ -115,6 +118,39 @@ def single_unit_target(*, target: float = models.SINGLE_UNIT_TARGET) -> Dataset:
     y = torch.full((1, 1), float(target), dtype=torch.float64)
     return Dataset("single_unit_target", x, y, x.clone(), y.clone(), "regression", 1)
 
+
+
+# --- noisy least squares (a convex problem for iterate averaging; Polyak & Juditsky 1992)
+
+
+def least_squares_truth(*, dim: int = 10, seed: int = 1234) -> np.ndarray:
+    """The true weights w* ~ N(0, I / dim) of `least_squares` (the first draw of RandomState(seed))."""
+    return np.random.RandomState(seed).normal(size=dim) / np.sqrt(dim)
+
+
+def least_squares_risk(w: np.ndarray, b: float, *, dim: int = 10, noise: float = 1.0, seed: int = 1234) -> float:
+    """The expected squared error of the linear model x . w + b on a fresh example of `least_squares`
+    (x ~ N(0, I)): ||w - w*||^2 + b^2 + noise^2, exact, without a test sample's noise."""
+    w_star = least_squares_truth(dim=dim, seed=seed)
+    return float(np.sum((np.asarray(w, dtype=float) - w_star) ** 2) + float(b) ** 2 + noise**2)
+
+
+@DATASETS.register("least_squares")
+def least_squares(*, dim: int = 10, noise: float = 1.0, n_train: int = 1000, n_test: int = 1000,
+                  seed: int = 1234) -> Dataset:
+    """Linear regression y = x . w* + noise e, with x ~ N(0, I_dim), e ~ N(0, 1) and w* from
+    least_squares_truth; one RandomState(seed) draws w*, then train, then test."""
+    rng = np.random.RandomState(seed)
+    w_star = rng.normal(size=dim) / np.sqrt(dim)
+
+    def split(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = rng.normal(size=(n, dim))
+        y = x @ w_star + noise * rng.normal(size=n)
+        return torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.reshape(-1, 1).astype(np.float32))
+
+    xtr, ytr = split(n_train)
+    xte, yte = split(n_test)
+    return Dataset(f"least_squares(d={dim}, noise={noise:g})", xtr, ytr, xte, yte, "regression", 1)
 
 # --- addition as character-level sequence to sequence (Zaremba & Sutskever 2014, "Learning to Execute")
 #
