@@ -1,0 +1,43 @@
+"""gradient_noise's verdict on synthetic records with known answers."""
+
+import pytest
+
+from studies import gradient_noise as study
+from tests.synthetic import PLANTED, check_planted, check_too_few_seeds, words
+
+PARTS = ["(a1) noise slope > -0.6", "(a2) noise slope < -0.4", "(b) examples to the target loss, GD / SGD"]
+
+
+def planted(effect: str):
+    """yes: slope -0.5, GD needs 10x the examples; no: slope outside on both sides is impossible at
+    once, so (a1) fails with -0.7 and (a2) with -0.3 in turn (see the tests); unclear: wide spread."""
+    def values(f, seed, rng):
+        gd = f["method"] == "GD"
+        if effect == "unclear":
+            slope, examples = -0.5 + 0.4 * (-1) ** seed, (10_000.0 * 4.0 ** ((-1) ** seed) if gd else 10_000.0)
+        else:
+            slope = -0.5 + rng.normal(0, 0.01)
+            examples = (100_000.0 if effect == "yes" else 2_000.0) * (1 + rng.normal(0, 0.05)) if gd else 10_000.0
+        return {"noise_slope": slope if gd else float("nan"), "examples_to_target": examples}
+
+    return values
+
+
+@pytest.mark.parametrize("effect,word", [PLANTED[0], PLANTED[2]])
+def test_each_part_gives_the_planted_word(effect, word):
+    check_planted(study, planted, PARTS, effect, word, seeds=range(8))
+
+
+@pytest.mark.parametrize("slope,part", [(-0.7, "(a1) noise slope > -0.6"), (-0.3, "(a2) noise slope < -0.4")])
+def test_a_slope_outside_the_band_is_not_reproduced(slope, part):
+    def values(f, seed, rng):
+        v = planted("no")(f, seed, rng)
+        return {**v, "noise_slope": slope + rng.normal(0, 0.01) if f["method"] == "GD" else float("nan")}
+
+    got = words(study, values, seeds=range(8))
+    assert got[part] == "not reproduced"
+    assert got["(b) examples to the target loss, GD / SGD"] == "not reproduced"
+
+
+def test_fewer_than_five_seeds_is_inconclusive():
+    check_too_few_seeds(study, planted)

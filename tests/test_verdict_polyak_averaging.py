@@ -1,0 +1,43 @@
+"""polyak_averaging's verdict on synthetic records with known answers: each part must say
+reproduced, not reproduced and inconclusive when the data say so; failures count against the claim."""
+
+import pytest
+
+from studies import polyak_averaging as study
+from tests.synthetic import PLANTED, check_planted, check_too_few_seeds, words
+
+PARTS = ["(a) EMA vs last iterate, classifier", "(b) uniform average vs last iterate, least squares"]
+GAIN = {"yes": 0.1, "no": -0.1, "unclear": 0.0}
+
+
+def planted(effect: str):
+    def values(f, seed, rng):
+        noise = 0.3 * (-1) ** seed if effect == "unclear" else rng.normal(0, 0.01)
+        return {"gain": GAIN[effect] + noise, "last_loss": 1.2, "avg_loss": 1.2 - GAIN[effect] - noise}
+
+    return values
+
+
+@pytest.mark.parametrize("effect,word", PLANTED)
+def test_each_part_gives_the_planted_word(effect, word):
+    check_planted(study, planted, PARTS, effect, word, seeds=range(8))
+
+
+def test_fewer_than_five_seeds_is_inconclusive():
+    check_too_few_seeds(study, planted)
+
+
+def test_a_diverged_trial_counts_as_the_worst_gain():
+    def values(f, seed, rng):
+        v = planted("yes")(f, seed, rng)
+        if f["problem"] == "classifier" and seed < 3:
+            v.update(status="diverged", gain=float("nan"))
+        return v
+
+    got = words(study, values, seeds=range(6))
+    assert got["(b) uniform average vs last iterate, least squares"] == "reproduced"
+    # the worst gain seen stands in for the diverged trials: still positive here, so the part can stay
+    # reproduced, but the diverged seeds are not dropped (n stays 6)
+    parts = study.verdict(__import__("tests.synthetic", fromlist=["table"]).table(study, values, range(6)),
+                          __import__("tests.synthetic", fromlist=["context"]).context(study, range(6)))
+    assert parts[0].n == 6 and parts[0].details["failed"] == 3
