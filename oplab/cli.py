@@ -82,6 +82,10 @@ def build_parser(prog: str, study_names: list[str]) -> argparse.ArgumentParser:
     p.add_argument("--results", default=None, metavar="DIR",
                    help="where records and reports go (default: results/ for the quick budget, results/<budget>/ "
                         "for the others; a folder holds one budget's report)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="on CUDA, deterministic algorithms only (torch.use_deterministic_algorithms), so that a "
+                        "trial's numbers depend only on its config and seed there too; slower (often 10-30%%), and a "
+                        "model with an op that has no deterministic CUDA kernel fails with an error record")
     p.add_argument("--data-dir", default=None, metavar="DIR",
                    help="where standard datasets live (default: ~/.cache/oplab)")
     p.add_argument("--download", action="store_true", help="download missing standard datasets")
@@ -99,6 +103,9 @@ def build_parser(prog: str, study_names: list[str]) -> argparse.ArgumentParser:
                    help="Dask scheduler address, e.g. tcp://HOST:8786 (with --executor dask)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--list", action="store_true", help="list the studies and their claims, then exit")
+    p.add_argument("--estimate", action="store_true",
+                   help="print what the run would cost (trials, updates, FLOPs counted per model, an estimated "
+                        "GPU time), then exit without training")
     return p
 
 
@@ -189,6 +196,8 @@ def main(all_studies: list[ModuleType], argv: list[str] | None = None, prog: str
                 plans.append(runner.plan(s, args.budget, seeds, replicate=args.replicate))
             except ValueError as err:
                 raise UsageError(f"argument --seeds: {err}") from None
+        if args.estimate:
+            return _estimate(plans, args)
         if not args.report_only and args.executor != "dask":  # Dask workers check their own data
             from oplab import data
 
@@ -204,7 +213,10 @@ def main(all_studies: list[ModuleType], argv: list[str] | None = None, prog: str
         return 2
 
     results = Path(args.results)
-    runtime = Runtime(device=device, data_dir=args.data_dir, download=args.download)
+    if args.deterministic:  # cuBLAS reads this when it starts; worker processes inherit it
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    runtime = Runtime(device=device, data_dir=args.data_dir, download=args.download,
+                      deterministic=args.deterministic)
     results.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(results / LOCK_NAME))
     try:
@@ -220,6 +232,20 @@ def main(all_studies: list[ModuleType], argv: list[str] | None = None, prog: str
         return _main_locked(args, parser, plans, results, runtime)
     finally:
         lock.release()
+
+
+def _estimate(plans: list, args) -> int:
+    from oplab import estimate
+
+    total = estimate.Cost()
+    for p in plans:
+        cost = estimate.study_cost(p.study, args.budget, p.seeds, args.replicate)
+        total = total + cost
+        print(f"{p.study.NAME:22s} {estimate.describe(cost)}")
+    if len(plans) > 1:
+        print(f"{'total':22s} {estimate.describe(total)}")
+    print(f"({args.budget} budget{', with replication' if args.replicate else ''}; {estimate.ASSUMPTIONS})")
+    return 0
 
 
 def _main_locked(args, parser, plans: list, results: Path, runtime: Runtime) -> int:

@@ -143,7 +143,8 @@ def git_commit(cwd: Path | None = None) -> str:
 # git pathspecs of the files whose changes can change a trial's numbers: the package, less the modules
 # that only report, judge, store or orchestrate from the command line (studies declare arms, whose
 # configs are in the records' keys, and verdicts)
-NOT_TRIAL_CODE = ("report.py", "plots.py", "stats.py", "kit.py", "cli.py", "records.py", "staleness.py")
+NOT_TRIAL_CODE = ("report.py", "plots.py", "stats.py", "kit.py", "cli.py", "records.py", "staleness.py",
+                  "estimate.py")
 CODE_PATHS = ("oplab", *(f":(exclude)oplab/{name}" for name in NOT_TRIAL_CODE))
 
 

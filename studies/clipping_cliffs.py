@@ -40,6 +40,10 @@ and the first step off it (unclipped lr |grad E(start)|, clipped lr x threshold:
 Full budget: the paper's setting, lr 0.01, lengths 50, 100, 150 and 200, up to 5M updates (the
 paper's cap; it stops at success, we run all), 50,000 fixed training sequences (the paper draws
 a fresh batch every update), 10,000 test sequences. The cliff is the same at every budget but smoke.
+
+Full budget: about 170 GPU-hours on one data-centre GPU (140 trials, 600,010,000 updates, 24 PFLOP
+counted from the arms' models; `python -m studies.clipping_cliffs --budget full --replicate
+--estimate` shows the count and its assumptions).
 """
 
 from __future__ import annotations

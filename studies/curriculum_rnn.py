@@ -52,6 +52,10 @@ and 9, plain SGD lr 0.5 at batch 100, gradient norm 5, the advance check every 1
 authors' decay (lr x 0.8 when the check passes at the target); 200,000 updates, 1,000 test examples.
 The authors' code reads one continuous stream of examples with truncated backpropagation over 50
 characters; here each example is its own sequence (reset state, full backpropagation).
+
+Full budget: about 10 GPU-hours on one data-centre GPU (80 trials, 16,000,000 updates, 640 PFLOP
+counted from the arms' models; `python -m studies.curriculum_rnn --budget full --replicate
+--estimate` shows the count and its assumptions).
 """
 
 from __future__ import annotations

@@ -52,6 +52,10 @@ convnets: a ~7M-parameter teacher (6 conv blocks of 160-640 channels) and an 11-
 student (10 conv blocks of 8-128 channels, ~0.3M, like FitNet 1); the student's block 5 is
 guided by the teacher's block 4 (both 8x8 maps: a 1x1 convolutional regressor); the wider net
 is the teacher at 1.5x the channels, the deeper one has a seventh block before the last pool.
+
+Full budget: about 6 GPU-hours on one data-centre GPU (95 trials, 741,000 updates, 630 PFLOP
+counted from the arms' models; `python -m studies.fitnets --budget full --replicate --estimate`
+shows the count and its assumptions).
 """
 
 from __future__ import annotations

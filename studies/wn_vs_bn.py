@@ -51,6 +51,10 @@ batch 100, 100 epochs with the learning rate decayed linearly to 0 over the
 second half (the authors' code: 200 epochs, decay over the last 100; their
 network is larger and uses dropout and input noise). All four parts are then
 measured on that convnet.
+
+Full budget: about 2.8 GPU-hours on one data-centre GPU (48 trials, 2,400,000 updates, 230 PFLOP
+counted from the arms' models; `python -m studies.wn_vs_bn --budget full --replicate --estimate`
+shows the count and its assumptions).
 """
 
 from __future__ import annotations

@@ -5,16 +5,19 @@ lengths cut to a minimum; models, widths, depths, batch sizes, initializers, nor
 optimizers and monitors are untouched."""
 
 import dataclasses
+import inspect
 import os
 
 import pytest
 import torch
 
-from oplab import data, runner
+from oplab import data, runner, tasks
 from oplab.dataset import Dataset
 from oplab.train import Runtime, train_model
 from studies import all_studies
 
+FULL_BATCHES = os.environ.get("OPLAB_FULL_DRY_RUN") == "1"
+SMALL_BATCH = 8  # enough for batch norm's statistics
 SHAPES = {"cifar10": ((3, 32, 32), 10), "mnist": ((1, 28, 28), 10), "fashion_mnist": ((1, 28, 28), 10)}
 real_load = data._load_full.__wrapped__
 
@@ -24,7 +27,7 @@ def fake_load(name, options, data_dir, download):
         return real_load(name, options, data_dir, download)
     shape, classes = SHAPES[name]
     g = torch.Generator().manual_seed(0)
-    n_train, n_test = 256, 64
+    n_train, n_test = (256, 64) if FULL_BATCHES else (32, 16)
     return Dataset(f"fake {name}", torch.randn(n_train, *shape, generator=g),
                    torch.randint(0, classes, (n_train,), generator=g), torch.randn(n_test, *shape, generator=g),
                    torch.randint(0, classes, (n_test,), generator=g), "classification", classes)
@@ -40,6 +43,9 @@ def shrink(trial):
         opts = d.opts
         if "n_val" in opts:
             d = dataclasses.replace(d, n_test=20, options={**opts, "n_val": 10, "check_every": 1})
+        elif not FULL_BATCHES and d.name not in tasks.STREAMS and {"n_train", "n_test"} <= set(
+                inspect.signature(data.DATASETS[d.name]).parameters):  # a generated set: its shapes, fewer examples
+            d = dataclasses.replace(d, n_train=0, n_test=0, options={**opts, "n_train": 32, "n_test": 16})
     init = trial.init
     if "epochs" in init.opts:
         init = dataclasses.replace(init, options={**init.opts, "epochs": 1})
@@ -47,16 +53,35 @@ def shrink(trial):
     if dist.hint_steps:
         dist = dataclasses.replace(dist, hint_steps=1)
     teacher = shrink(trial.teacher) if trial.teacher is not None else None
-    return dataclasses.replace(trial, data=d, init=init, distill=dist, teacher=teacher, steps=2, epochs=1,
-                               eval_every=1, monitor_every=1 if trial.monitors else 0)
+    batch = trial.batch_size if FULL_BATCHES else min(trial.batch_size, SMALL_BATCH)
+    growth = {"batch_every": 0.5} if trial.grows_batch else {}  # a grown batch within the two updates
+    return dataclasses.replace(trial, data=d, init=init, distill=dist, teacher=teacher, batch_size=batch,
+                               steps=0 if trial.grows_batch else 2, epochs=1, eval_every=1,
+                               monitor_every=1 if trial.monitors else 0, **growth)
 
 
-ARMS = [(s, name, arm) for s in all_studies() for name, arm in runner.arms_of(s, "full").items()]
+def code_path(trial) -> str:
+    """The shrunk trial with its optimizer's numbers at one value: arms equal under it run the same code."""
+    optim = dataclasses.replace(trial.optim, lr=0.01, momentum=0.9 if trial.optim.momentum else 0.0,
+                                weight_decay=0.0, clip_threshold=1.0, ema_decay=0.5 if trial.optim.ema_decay else 0.0)
+    teacher = code_path(trial.teacher) if trial.teacher is not None else ""
+    return repr(dataclasses.replace(trial, optim=optim)).replace(repr(trial.teacher), "") + teacher
 
 
-# the full budget's models are paper-sized (a 16M-parameter convnet among them): on a 2-core CPU the
-# whole dry run takes about 15 minutes, so it runs on request (`make dry-run`), not in `make test`
-@pytest.mark.skipif(os.environ.get("OPLAB_FULL_DRY_RUN") != "1", reason="run with `make dry-run`")
+def _arms():
+    seen, out = set(), []
+    for s in all_studies():
+        for name, arm in runner.arms_of(s, "full").items():
+            path = code_path(shrink(arm.trial))
+            if FULL_BATCHES or path not in seen:
+                seen.add(path)
+                out.append((s, name, arm))
+    return out
+
+
+ARMS = _arms()
+
+
 @pytest.mark.parametrize("study,name,arm", ARMS, ids=[f"{s.NAME}:{n}" for s, n, _ in ARMS])
 def test_full_budget_arm_trains(study, name, arm, monkeypatch):
     monkeypatch.setattr(data, "_load_full", fake_load)
@@ -70,3 +95,7 @@ def test_full_budget_arm_trains(study, name, arm, monkeypatch):
     rec, _ = train_model(trial, 0, Runtime(), state)
     assert rec.status in ("ok", "diverged"), rec.error
     assert rec.final["steps"] >= 1 or rec.status == "diverged"
+
+
+def test_every_study_has_a_full_budget_arm_in_the_dry_run():
+    assert {s.NAME for s, _, _ in ARMS} == {s.NAME for s in all_studies()}

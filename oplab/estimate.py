@@ -1,0 +1,182 @@
+"""What a study costs at a budget before it runs: trials, updates and floating-point operations,
+and a GPU time estimated from them (`run_all.py --budget full --estimate`).
+
+The FLOPs of one update are counted, not guessed: each arm's model is built on PyTorch's `meta`
+device (no memory, no arithmetic) and one forward and backward pass on a batch of the real shape
+runs under torch.utils.flop_counter.FlopCounterMode, which counts every matmul and convolution
+(elementwise work, a few percent, is not counted). Evaluations count as forward passes
+(a third of an update's FLOPs an example) over the test split at each evaluation and over the
+training split at the end; a stage before the loop (greedy pre-training, FitNets' hints) counts
+as that many more updates. Monitors are not counted.
+
+A GPU time needs two numbers no count gives; they are assumptions, stated here and in the output:
+GPU_FLOPS, the sustained rate of a data-centre GPU on these models (an A100/H100 runs fp32 models
+through TF32 tensor cores at 150-500 TFLOP/s peak; small convnets and MLPs sustain a small
+fraction of it), and UPDATE_OVERHEAD_S, the launch and Python time of one update, which is
+what bounds small models. The estimate is the sum over trials of updates x (FLOPs / GPU_FLOPS +
+UPDATE_OVERHEAD_S), for one GPU, trials one after another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from oplab import data as datalib
+from oplab import models, runner, tasks
+from oplab.config import DataConfig, Trial
+
+GPU_FLOPS = 30e12  # sustained FLOP/s assumed on one data-centre GPU (see the module docstring)
+UPDATE_OVERHEAD_S = 1e-3  # launch and Python time per update assumed on that GPU
+# the standard datasets' shapes and split sizes (not loaded for an estimate: they may not be here)
+KNOWN = {"cifar10": ((3, 32, 32), 10, 50_000, 10_000), "mnist": ((1, 28, 28), 10, 60_000, 10_000),
+         "fashion_mnist": ((1, 28, 28), 10, 60_000, 10_000)}
+
+
+@dataclass
+class Cost:
+    trials: int = 0
+    updates: int = 0
+    flops: float = 0.0
+
+    @property
+    def gpu_hours(self) -> float:
+        return (self.flops / GPU_FLOPS + self.updates * UPDATE_OVERHEAD_S) / 3600
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(self.trials + other.trials, self.updates + other.updates, self.flops + other.flops)
+
+
+def _count(model: torch.nn.Module, run) -> int:
+    with FlopCounterMode(display=False) as counter:
+        run(model).backward()
+    return counter.get_total_flops()
+
+
+def _build(trial: Trial, shape: tuple, out_dim: int) -> tuple[torch.nn.Module, torch.device]:
+    """The trial's model (with its normalizer) on the meta device, or on the CPU for a model whose
+    construction reads a value (a tiny one, e.g. the single recurrent unit)."""
+    from oplab import norms
+
+    for device in ("meta", "cpu"):
+        try:
+            with torch.device(device):
+                model = models.build(trial.model, shape, out_dim)
+                norms.apply(model, trial.norm)
+            return model, torch.device(device)
+        except (RuntimeError, NotImplementedError):
+            if device == "cpu":
+                raise
+    raise AssertionError("unreachable")
+
+
+def _shape(trial: Trial) -> tuple[tuple, int, int, int]:
+    """(input shape, output size, train size, test size) of a trial's dataset, before slicing; a
+    generated dataset is built at two examples a split when its builder takes the sizes."""
+    if trial.data.name in KNOWN:
+        return KNOWN[trial.data.name]
+    import inspect
+
+    params = inspect.signature(datalib.DATASETS[trial.data.name]).parameters
+    opts = trial.data.opts
+    if "n_train" in params and "n_test" in params:
+        small = DataConfig(trial.data.name, options={**opts, "n_train": 2, "n_test": 2})
+        d = datalib.load(small)
+        sizes = [opts.get(k, params[k].default) for k in ("n_train", "n_test")]
+        return d.input_shape, d.out_dim, sizes[0], sizes[1]
+    d = datalib.load(trial.data)
+    return d.input_shape, d.out_dim, len(d.x_train), len(d.x_test)
+
+
+def trial_cost(trial: Trial) -> Cost:
+    """The cost of one trial (and not of its teacher): updates, and FLOPs counted on the meta device."""
+    from oplab import seqtrain
+    from oplab.train import batch_plan
+
+    if seqtrain.handles(trial):
+        loop, task_opts = seqtrain.split_options(trial)
+        task = tasks.STREAMS.build(trial.data.name, **task_opts)
+        batch = task.batch(np.full(trial.batch_size, int(loop["target"])), np.random.default_rng(0))
+        tokens = batch.tokens
+        vocab = len(task.vocab)
+        with torch.device("meta"):
+            model = models.build(trial.model, (vocab,), vocab)
+        x = tokens[:, :-1].to("meta")
+        update = _count(model, lambda m: m(x).float().sum())
+        n_test = trial.data.n_test or seqtrain.DEFAULT_N_TEST
+        evals = trial.steps // (trial.eval_every or max(1, trial.steps // 10)) + 1
+        forward = update / 3 / trial.batch_size
+        return Cost(1, trial.steps, trial.steps * update + evals * n_test * forward * (1 + batch.answer_len))
+    shape, out_dim, n_full, n_test_full = _shape(trial)
+    n = trial.data.n_train or n_full
+    n_test = trial.data.n_test or n_test_full
+    model, device = _build(trial, shape, out_dim)
+
+    def count(shape: tuple) -> int:
+        x = torch.zeros(trial.batch_size, *shape, device=device)
+        if out_dim > 1:
+            y = torch.zeros(trial.batch_size, dtype=torch.long, device=device)
+            return _count(model, lambda m: F.cross_entropy(m(x), y))
+        return _count(model, lambda m: m(x).float().square().mean())
+
+    if len(shape) == 2 and any(isinstance(m, torch.nn.RNNBase) for m in model.modules()) and shape[0] > 16:
+        # a recurrent model's FLOPs are linear in the sequence length: count two short ones and extend
+        # (exact, and a 200-step sequence would cost thousands of counted ops)
+        a, b = count((8, shape[1])), count((16, shape[1]))
+        update = a + (b - a) * (shape[0] - 8) // 8
+    else:
+        update = count(shape)
+    sizes = batch_plan(trial, n)
+    steps = len(sizes) if sizes else (trial.steps or trial.epochs * (n // trial.batch_size))
+    flops = update * (sum(sizes) / trial.batch_size if sizes else steps)
+    pre = 0
+    opts = trial.init.opts
+    if "epochs" in opts:  # greedy layer-wise pre-training: epochs of updates a hidden layer
+        pre = opts["epochs"] * trial.model.depth * (n // opts.get("batch_size", trial.batch_size))
+    pre += trial.distill.hint_steps
+    forward = update / 3 / trial.batch_size
+    evals = steps // (trial.eval_every or max(1, n // trial.batch_size)) + 1
+    flops += pre * update + evals * n_test * forward + n * forward
+    if trial.teacher is not None and trial.distill.name != "none":  # the teacher's forward pass an update
+        flops += steps * trial_cost(trial.teacher).flops / max(1, trial_cost(trial.teacher).updates) / 3
+    return Cost(1, steps + pre, flops)
+
+
+def study_cost(study: ModuleType, budget: str, seeds: list[int] | None = None, replicate: bool = True) -> Cost:
+    """The cost of a study's whole run at a budget: tuning trials, then verdict (and replication)
+    trials of one chosen level per tuned group, and each teacher once per seed."""
+    p = runner.plan(study, budget, seeds if seeds is not None else runner.default_seeds(study, budget), replicate)
+    if p.tune is not None:  # the chosen levels are not known before tuning; any one level costs alike
+        arms = runner.arms_of(study, budget)
+        first: dict = {}
+        for a in arms.values():
+            first.setdefault(tuple(a.factors[w] for w in p.tune.within), a.factors[p.tune.factor])
+        p.trials = (runner.expand(study, budget, p.seeds, "verdict", first)
+                    + runner.expand(study, budget, p.replication, "replication", first))
+    specs, cache = {}, {}
+    for sp in p.tuning + p.trials:
+        specs.setdefault(sp.key, sp)
+        t = runner.teacher_spec(sp)
+        if t is not None:
+            specs.setdefault(t.key, t)
+    total = Cost()
+    for sp in specs.values():
+        k = repr(sp.trial)
+        if k not in cache:
+            cache[k] = trial_cost(sp.trial)
+        total = total + cache[k]
+    return total
+
+
+def describe(cost: Cost) -> str:
+    return (f"{cost.trials} trials, {cost.updates:,} updates, {cost.flops / 1e15:,.3g} PFLOP; about "
+            f"{cost.gpu_hours:.2g} GPU-hours")
+
+
+ASSUMPTIONS = (f"GPU time assumes {GPU_FLOPS / 1e12:.0f} TFLOP/s sustained and {1000 * UPDATE_OVERHEAD_S:.0f} ms "
+               "of launch overhead an update on one data-centre GPU, trials one after another (oplab.estimate)")
