@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -55,12 +56,20 @@ class Registry:
         return fn(*args, **kwargs)
 
 
-def check_kwargs(fn: Callable, kwargs: dict, what: str) -> None:
-    """Raise a ValueError naming the accepted options when `kwargs` has an unknown key."""
+@functools.cache
+def _accepted(fn: Callable) -> tuple[str, ...] | None:
+    """The keyword options `fn` takes (None: any, it has **kwargs); its signature is read once."""
     params = inspect.signature(fn).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return None
+    return tuple(n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
+def check_kwargs(fn: Callable, kwargs: dict, what: str) -> None:
+    """Raise a ValueError naming the accepted options when `kwargs` has an unknown key."""
+    accepted = _accepted(fn)
+    if accepted is None:
         return
-    accepted = [n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
         raise ValueError(

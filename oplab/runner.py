@@ -12,6 +12,7 @@ loses no finished trial.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import hashlib
 import io
 import multiprocessing
@@ -49,8 +50,8 @@ class TrialSpec:
     factors: tuple = ()  # ((name, value), ...): the arm's factors
     block: str = "verdict"  # tuning | verdict | replication
 
-    @property
-    def key(self) -> str:
+    @functools.cached_property
+    def key(self) -> str:  # computed once a spec (a hash of the whole config; asked for many times a run)
         return trial_key(self.trial, self.seed, self.budget, self.study, self.version)
 
 
