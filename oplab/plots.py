@@ -9,16 +9,27 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
 
 from oplab import stats  # noqa: E402
 
-sns.set_theme(style="whitegrid", context="notebook")
 BAND = ("pi", 100)  # band = min..max over seeds
 BAND_LABEL = "line: mean over seeds; band: min-max over seeds"
 
 
+def theme():
+    """seaborn, imported and its theme set on first use (seaborn and the scipy it imports take about a
+    second to import: a cached rerun that draws nothing never pays for it). The report calls it
+    before a study draws its figures."""
+    import seaborn
+
+    if not getattr(theme, "done", False):
+        seaborn.set_theme(style="whitegrid", context="notebook")
+        theme.done = True
+    return seaborn
+
+
 def figure(ncols: int = 1, width: float = 5.5, height: float = 4.0):
+    theme()
     fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
     return fig, list(axes[0])
 
@@ -26,7 +37,7 @@ def figure(ncols: int = 1, width: float = 5.5, height: float = 4.0):
 def curves(ax, df: pd.DataFrame, x: str, y: str, hue: str, xlabel: str, ylabel: str,
            title: str = "", logy: bool = False, hue_order=None) -> None:
     """Mean curve per `hue` with a min-max band over seeds."""
-    sns.lineplot(data=df, x=x, y=y, hue=hue, hue_order=hue_order, errorbar=BAND, ax=ax)
+    theme().lineplot(data=df, x=x, y=y, hue=hue, hue_order=hue_order, errorbar=BAND, ax=ax)
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
@@ -52,10 +63,10 @@ def points(ax, df: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: str, title
     state = np.random.get_state()
     np.random.seed(0)  # seaborn's strip jitter draws from numpy's global generator
     try:
-        sns.stripplot(data=df, x=x, y=y, order=order, ax=ax, alpha=0.6, jitter=0.15, color="0.4")
+        theme().stripplot(data=df, x=x, y=y, order=order, ax=ax, alpha=0.6, jitter=0.15, color="0.4")
     finally:
         np.random.set_state(state)
-    sns.pointplot(data=df, x=x, y=y, order=order, ax=ax, errorbar=t_errorbar, linestyle="none",
+    theme().pointplot(data=df, x=x, y=y, order=order, ax=ax, errorbar=t_errorbar, linestyle="none",
                   color="C3", markers="D", capsize=0.15)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

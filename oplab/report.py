@@ -23,7 +23,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from oplab import kit, staleness, stats  # noqa: E402
+from oplab import kit, plots, staleness, stats  # noqa: E402
 from oplab.records import Record, atomic_write  # noqa: E402
 
 
@@ -126,6 +126,7 @@ def write_study(study: ModuleType, plan, recs: dict[str, Record], results_dir: P
     df, cv = _block(df_all, cv_all, "verdict")
     t, verdicts = _judge(study, df, cv, ctx)
     tables = study.tables(t, cv, ctx)
+    plots.theme()  # the figures' style, whether or not the study draws through oplab.plots
     figures = study.figures(t, cv, ctx)
     replication = None
     if plan.replication:

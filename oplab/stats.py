@@ -27,7 +27,15 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy import stats as sps
+
+
+def _scipy_stats():
+    """scipy.stats, imported on first use (about half a second): a cached rerun that judges nothing
+    never pays for it."""
+    from scipy import stats
+
+    return stats
+
 
 WORDS = ("reproduced", "not reproduced", "inconclusive")
 LEVEL = 0.95
@@ -44,7 +52,7 @@ def t_bounds(x: np.ndarray, level: float = LEVEL) -> tuple[np.ndarray, np.ndarra
     x = np.asarray(x, dtype=float)
     n = x.shape[-1]
     mean = x.mean(axis=-1)
-    half = sps.t.ppf(0.5 + level / 2, n - 1) * x.std(axis=-1, ddof=1) / np.sqrt(n)
+    half = _scipy_stats().t.ppf(0.5 + level / 2, n - 1) * x.std(axis=-1, ddof=1) / np.sqrt(n)
     return mean, mean - half, mean + half
 
 
@@ -73,12 +81,12 @@ def rate_interval(k: int, n: int, level: float = LEVEL) -> tuple[float, tuple[fl
     """k/n and its Clopper-Pearson (exact) interval."""
     if n == 0:
         return float("nan"), NAN2
-    ci = sps.binomtest(int(k), int(n)).proportion_ci(confidence_level=level, method="exact")
+    ci = _scipy_stats().binomtest(int(k), int(n)).proportion_ci(confidence_level=level, method="exact")
     return k / n, (float(ci.low), float(ci.high))
 
 
 def wilson(k: int, n: int, level: float = LEVEL) -> tuple[float, float]:
-    ci = sps.binomtest(int(k), int(n)).proportion_ci(confidence_level=level, method="wilson")
+    ci = _scipy_stats().binomtest(int(k), int(n)).proportion_ci(confidence_level=level, method="wilson")
     return float(ci.low), float(ci.high)
 
 
