@@ -44,7 +44,7 @@ dry-run: $(STAMP)  ## every arm of every study's full budget trains 2 updates on
 	OPLAB_FULL_DRY_RUN=1 $(PY) -m pytest -q tests/test_full_dry_run.py
 
 bench: $(STAMP)  ## speed ratios (oplab vs a plain PyTorch loop, BN vs WN, ...)
-	$(PY) -m pytest tests/benchmarks --benchmark-only -p no:cacheprovider --override-ini addopts=
+	$(PY) -m pytest tests/benchmarks --benchmark-only -p no:cacheprovider --override-ini addopts= -s
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

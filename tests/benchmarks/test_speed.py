@@ -1,38 +1,55 @@
 """Speed, as ratios measured in one run (`make bench`); never asserted in tests.
 
-- oplab's training loop vs a plain PyTorch loop on the same model, data and steps:
-  the overhead of records, gradient-norm logging and evaluation bookkeeping.
-- per-update cost of each normalizer relative to the plain MLP.
-Read the ratios printed at the end (`extra_info`), not absolute times: the
-machine may be shared.
+- oplab's update vs a plain PyTorch update on the same model, data and batches: the cost per
+  update of the loop's bookkeeping (gradient norm, clipping check, scheduler, records), with a
+  trial's fixed costs (data, model build, the evaluations at start and end) excluded by
+  differencing two trial lengths, and reported apart;
+- each normalizer's cost per update relative to the plain update;
+- training throughput of the MLP as a fraction of this machine's measured matmul FLOP/s;
+- `--jobs 2` vs `--jobs 1` on a sample of the quick suite's trials;
+- a cached rerun of the whole quick suite (every trial stored, every page unchanged).
+Read the summary printed at the end, not absolute times: the machine may be shared. The
+figures in BENCHMARKS.md come from this file.
 """
 
 from __future__ import annotations
 
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
-from oplab import data, init, models, norms
-from oplab.config import DataConfig, InitConfig, ModelConfig, OptimConfig, Trial
-from oplab.train import train
+from oplab import data, init, models, norms, runner
+from oplab.config import DataConfig, InitConfig, ModelConfig, OptimConfig, Trial, override
+from oplab.train import Runtime, train
 
-STEPS = 80
+ROOT = Path(__file__).resolve().parents[2]
+SHORT, LONG = 40, 240  # two trial lengths (updates); their difference isolates the per-update cost
+ROUNDS = 5
 TRIAL = Trial(data=DataConfig("mnist5k", n_train=4000, n_test=200), model=ModelConfig("mlp", 3, 256),
-              init=InitConfig("he"), optim=OptimConfig("sgd", lr=0.05, momentum=0.9), steps=STEPS,
-              batch_size=100, eval_every=STEPS)
-RESULTS: dict[str, float] = {}
+              init=InitConfig("he"), optim=OptimConfig("sgd", lr=0.05, momentum=0.9), steps=SHORT,
+              batch_size=128, eval_every=10**6)
+SUMMARY: dict[str, str] = {}
+PER_STEP: dict[str, float] = {}
 
 
 def plain_loop(trial: Trial) -> None:
+    """The same model, data, init and batches as oplab's trial, in the shortest PyTorch loop."""
     torch.manual_seed(0)
     d = data.load(trial.data)
     model = models.build(trial.model, d.input_shape, d.out_dim)
     norms.apply(model, trial.norm)
-    init.apply(model, trial.init)
+    init.apply(model, trial.init, d.x_train[: trial.batch_size])
     opt = torch.optim.SGD(model.parameters(), lr=trial.optim.lr, momentum=trial.optim.momentum)
-    gen = torch.Generator().manual_seed(0)
-    it = data.batches(len(d.x_train), trial.batch_size, gen)
+    it = data.batches(len(d.x_train), trial.batch_size, torch.Generator().manual_seed(0))
     for _ in range(trial.steps):
         idx = next(it)
         opt.zero_grad()
@@ -40,27 +57,139 @@ def plain_loop(trial: Trial) -> None:
         opt.step()
 
 
+def oplab_loop(trial: Trial) -> None:
+    train(trial, 0)
+
+
+def per_update(fn, trial: Trial) -> tuple[float, float]:
+    """(seconds per update, fixed seconds per trial): medians over ROUNDS of a SHORT and a LONG
+    trial, run alternately so that both see the same machine load."""
+    short, long = [], []
+    fn(override(trial, {"steps": SHORT}))  # warm-up: data cache, allocator
+    for _ in range(ROUNDS):
+        for steps, times in ((SHORT, short), (LONG, long)):
+            t0 = time.perf_counter()
+            fn(override(trial, {"steps": steps}))
+            times.append(time.perf_counter() - t0)
+    step = (statistics.median(long) - statistics.median(short)) / (LONG - SHORT)
+    return step, statistics.median(short) - SHORT * step
+
+
 @pytest.fixture(autouse=True, scope="module")
-def _threads():
+def _one_thread():
     prev = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(prev)
-    if RESULTS:
-        print("\nratios:", {k: round(v / RESULTS["plain_loop"], 3) for k, v in RESULTS.items()})
+    if SUMMARY:
+        print("\n\nbenchmark summary (1 torch thread):")
+        for k, v in SUMMARY.items():
+            print(f"  {k}: {v}")
 
 
-def test_plain_pytorch_loop(benchmark):
-    benchmark.pedantic(plain_loop, args=(TRIAL,), rounds=5, warmup_rounds=1)
-    RESULTS["plain_loop"] = benchmark.stats["median"]
+def test_update_oplab_vs_plain_pytorch(benchmark):
+    """oplab's update / a plain PyTorch update (goal <= 1.05x), fixed costs apart."""
+    def both():
+        return per_update(plain_loop, TRIAL), per_update(oplab_loop, TRIAL)
+
+    (plain, plain_fixed), (ours, ours_fixed) = benchmark.pedantic(both, rounds=1, iterations=1)
+    PER_STEP["plain"] = plain
+    ratio = ours / plain
+    benchmark.extra_info.update(plain_ms=1000 * plain, oplab_ms=1000 * ours, ratio=ratio,
+                                plain_fixed_s=plain_fixed, oplab_fixed_s=ours_fixed)
+    SUMMARY["update, oplab / plain PyTorch (MLP 3x256, batch 128)"] = (
+        f"{ratio:.3f}x ({1000 * ours:.2f} vs {1000 * plain:.2f} ms per update)")
+    SUMMARY["fixed cost per trial (data, build, init, evaluations)"] = (
+        f"oplab {ours_fixed:.2f} s, plain loop {plain_fixed:.2f} s")
 
 
-@pytest.mark.parametrize("norm", ["none", "batch", "weight", "weight_meanbn"])
-def test_oplab_train(benchmark, norm):
-    from oplab.config import override
-
+@pytest.mark.parametrize("norm", ["batch", "weight", "weight_meanbn"])
+def test_normalizer_cost_per_update(benchmark, norm):
+    """An update with the normalizer / a plain update without it (oplab's loop for both)."""
     trial = override(TRIAL, {"norm.name": norm})
-    benchmark.pedantic(train, args=(trial, 0), rounds=5, warmup_rounds=1)
-    RESULTS[f"oplab_{norm}"] = benchmark.stats["median"]
-    if "plain_loop" in RESULTS:
-        benchmark.extra_info["ratio_to_plain_pytorch_loop"] = RESULTS[f"oplab_{norm}"] / RESULTS["plain_loop"]
+    base = PER_STEP.get("oplab_none")
+    if base is None:
+        base, _ = per_update(oplab_loop, TRIAL)
+        PER_STEP["oplab_none"] = base
+    step, _ = benchmark.pedantic(per_update, args=(oplab_loop, trial), rounds=1, iterations=1)
+    benchmark.extra_info.update(ms=1000 * step, ratio_to_no_norm=step / base)
+    SUMMARY[f"update with {norm} / without a normalizer"] = f"{step / base:.2f}x ({1000 * step:.2f} ms)"
+
+
+def matmul_flops(n: int = 1024, repeats: int = 20) -> float:
+    """This machine's float32 matmul rate on one thread, FLOP/s (median over repeats)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return 2 * n**3 / statistics.median(times)
+
+
+def update_flops(trial: Trial) -> int:
+    """FLOPs of one training update of the trial's model (forward and backward), counted by torch."""
+    d = data.load(trial.data)
+    model = models.build(trial.model, d.input_shape, d.out_dim)
+    x, y = d.x_train[: trial.batch_size], d.y_train[: trial.batch_size]
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(x), y).backward()
+    return counter.get_total_flops()
+
+
+@pytest.mark.parametrize("batch", [128, 512])
+def test_mlp_throughput_vs_matmul(benchmark, batch):
+    """Training FLOP/s of the MLP in oplab's loop as a fraction of the matmul rate (goal >= 50%)."""
+    trial = override(TRIAL, {"batch_size": batch})
+    peak = matmul_flops()
+    flops = update_flops(trial)
+    step, _ = benchmark.pedantic(per_update, args=(oplab_loop, trial), rounds=1, iterations=1)
+    frac = flops / step / peak
+    benchmark.extra_info.update(update_gflop=flops / 1e9, matmul_gflops=peak / 1e9, fraction=frac)
+    SUMMARY[f"MLP training throughput / matmul rate, batch {batch}"] = (
+        f"{100 * frac:.0f}% ({flops / step / 1e9:.1f} of {peak / 1e9:.1f} GFLOP/s)")
+
+
+def quick_sample() -> list:
+    """A fixed sample of the quick suite's trials: every arm of two studies at seed 0."""
+    from studies import STUDIES, all_studies
+
+    all_studies()
+    return [sp for name in ("lsuv_vs_bn", "clipping_cliffs") for sp in runner.expand(STUDIES[name], "quick", [0])]
+
+
+def test_jobs_2_vs_1_on_quick_trials(benchmark):
+    """Wall time of the same quick trials with one worker / with two (goal >= 1.7x on 2 cores)."""
+    specs = quick_sample()
+
+    def wall(jobs: int) -> float:
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            runner.run(specs, Path(tmp), Runtime(), jobs=jobs, progress=False)
+            return time.perf_counter() - t0
+
+    one, two = benchmark.pedantic(lambda: (wall(1), wall(2)), rounds=1, iterations=1)
+    benchmark.extra_info.update(trials=len(specs), jobs1_s=one, jobs2_s=two, speedup=one / two)
+    SUMMARY[f"--jobs 2 vs --jobs 1 ({len(specs)} quick trials)"] = f"{one / two:.2f}x ({one:.0f} s vs {two:.0f} s)"
+
+
+def test_cached_rerun_of_the_quick_suite(benchmark):
+    """`run_all.py --replicate` with every trial stored and every page current (goal <= 5 s)."""
+    results = ROOT / "results"
+    if not (results / "README.md").is_file():
+        pytest.skip("no committed results/ to rerun")
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "results"
+        shutil.copytree(results, copy, ignore=shutil.ignore_patterns("weights"))
+        cmd = [sys.executable, "run_all.py", "--replicate", "--no-progress", "--results", str(copy)]
+        subprocess.run(cmd, cwd=ROOT, capture_output=True, check=False)  # brings any out-of-date page up to date
+
+        def rerun() -> float:
+            t0 = time.perf_counter()
+            subprocess.run(cmd, cwd=ROOT, capture_output=True, check=True)
+            return time.perf_counter() - t0
+
+        times = [benchmark.pedantic(rerun, rounds=1, iterations=1) for _ in range(3)]
+    benchmark.extra_info.update(seconds=statistics.median(times))
+    SUMMARY["cached rerun of the whole quick suite"] = f"{statistics.median(times):.1f} s (median of 3)"
