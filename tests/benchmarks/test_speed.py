@@ -61,18 +61,24 @@ def oplab_loop(trial: Trial) -> None:
     train(trial, 0)
 
 
-def per_update(fn, trial: Trial) -> tuple[float, float]:
-    """(seconds per update, fixed seconds per trial): medians over ROUNDS of a SHORT and a LONG
-    trial, run alternately so that both see the same machine load."""
-    short, long = [], []
-    fn(override(trial, {"steps": SHORT}))  # warm-up: data cache, allocator
+def per_update(fns: dict, trial: Trial) -> dict[str, tuple[float, float]]:
+    """name -> (seconds per update, fixed seconds per trial) for each loop in `fns`: medians over
+    ROUNDS of a SHORT and a LONG trial, the loops interleaved within each round so that all see the
+    same machine load."""
+    times = {name: ([], []) for name in fns}
+    for fn in fns.values():
+        fn(override(trial, {"steps": SHORT}))  # warm-up: data cache, allocator
     for _ in range(ROUNDS):
-        for steps, times in ((SHORT, short), (LONG, long)):
-            t0 = time.perf_counter()
-            fn(override(trial, {"steps": steps}))
-            times.append(time.perf_counter() - t0)
-    step = (statistics.median(long) - statistics.median(short)) / (LONG - SHORT)
-    return step, statistics.median(short) - SHORT * step
+        for name, fn in fns.items():
+            for steps, out in zip((SHORT, LONG), times[name]):
+                t0 = time.perf_counter()
+                fn(override(trial, {"steps": steps}))
+                out.append(time.perf_counter() - t0)
+    result = {}
+    for name, (short, long) in times.items():
+        step = (statistics.median(long) - statistics.median(short)) / (LONG - SHORT)
+        result[name] = (step, statistics.median(short) - SHORT * step)
+    return result
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -89,11 +95,10 @@ def _one_thread():
 
 def test_update_oplab_vs_plain_pytorch(benchmark):
     """oplab's update / a plain PyTorch update (goal <= 1.05x), fixed costs apart."""
-    def both():
-        return per_update(plain_loop, TRIAL), per_update(oplab_loop, TRIAL)
-
-    (plain, plain_fixed), (ours, ours_fixed) = benchmark.pedantic(both, rounds=1, iterations=1)
-    PER_STEP["plain"] = plain
+    out = benchmark.pedantic(per_update, args=({"plain": plain_loop, "oplab": oplab_loop}, TRIAL),
+                             rounds=1, iterations=1)
+    (plain, plain_fixed), (ours, ours_fixed) = out["plain"], out["oplab"]
+    PER_STEP["oplab_none"] = ours
     ratio = ours / plain
     benchmark.extra_info.update(plain_ms=1000 * plain, oplab_ms=1000 * ours, ratio=ratio,
                                 plain_fixed_s=plain_fixed, oplab_fixed_s=ours_fixed)
@@ -105,13 +110,10 @@ def test_update_oplab_vs_plain_pytorch(benchmark):
 
 @pytest.mark.parametrize("norm", ["batch", "weight", "weight_meanbn"])
 def test_normalizer_cost_per_update(benchmark, norm):
-    """An update with the normalizer / a plain update without it (oplab's loop for both)."""
-    trial = override(TRIAL, {"norm.name": norm})
-    base = PER_STEP.get("oplab_none")
-    if base is None:
-        base, _ = per_update(oplab_loop, TRIAL)
-        PER_STEP["oplab_none"] = base
-    step, _ = benchmark.pedantic(per_update, args=(oplab_loop, trial), rounds=1, iterations=1)
+    """An update with the normalizer / one without (oplab's loop for both, interleaved)."""
+    normed = lambda t: oplab_loop(override(t, {"norm.name": norm}))  # noqa: E731
+    out = benchmark.pedantic(per_update, args=({"none": oplab_loop, norm: normed}, TRIAL), rounds=1, iterations=1)
+    step, base = out[norm][0], out["none"][0]
     benchmark.extra_info.update(ms=1000 * step, ratio_to_no_norm=step / base)
     SUMMARY[f"update with {norm} / without a normalizer"] = f"{step / base:.2f}x ({1000 * step:.2f} ms)"
 
@@ -144,34 +146,43 @@ def test_mlp_throughput_vs_matmul(benchmark, batch):
     trial = override(TRIAL, {"batch_size": batch})
     peak = matmul_flops()
     flops = update_flops(trial)
-    step, _ = benchmark.pedantic(per_update, args=(oplab_loop, trial), rounds=1, iterations=1)
+    step, _ = benchmark.pedantic(per_update, args=({"oplab": oplab_loop}, trial), rounds=1, iterations=1)["oplab"]
     frac = flops / step / peak
     benchmark.extra_info.update(update_gflop=flops / 1e9, matmul_gflops=peak / 1e9, fraction=frac)
     SUMMARY[f"MLP training throughput / matmul rate, batch {batch}"] = (
         f"{100 * frac:.0f}% ({flops / step / 1e9:.1f} of {peak / 1e9:.1f} GFLOP/s)")
 
 
+SAMPLE = ("lsuv_vs_bn", "greedy_pretraining", "init_symmetry_scale", "init_depth", "init_biases",
+          "batchnorm_sigmoid", "momentum_plateau", "polyak_averaging", "gradient_noise")
+
+
 def quick_sample() -> list:
-    """A fixed sample of the quick suite's trials: every arm of two studies at seed 0."""
+    """A fixed sample of the quick suite's trials: every arm of nine studies at seed 0 (many trials of
+    a few seconds, as most of the suite is)."""
     from studies import STUDIES, all_studies
 
     all_studies()
-    return [sp for name in ("lsuv_vs_bn", "clipping_cliffs") for sp in runner.expand(STUDIES[name], "quick", [0])]
+    return [sp for name in SAMPLE for sp in runner.expand(STUDIES[name], "quick", [0])]
 
 
 def test_jobs_2_vs_1_on_quick_trials(benchmark):
     """Wall time of the same quick trials with one worker / with two (goal >= 1.7x on 2 cores)."""
     specs = quick_sample()
 
-    def wall(jobs: int) -> float:
+    def wall(jobs: int) -> tuple[float, float]:
+        """(wall seconds, summed trial seconds) of the sample with `jobs` workers."""
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            runner.run(specs, Path(tmp), Runtime(), jobs=jobs, progress=False)
-            return time.perf_counter() - t0
+            recs = runner.run(specs, Path(tmp), Runtime(), jobs=jobs, progress=False)
+            return time.perf_counter() - t0, sum(r.timings["wall_s"] for r in recs.values())
 
-    one, two = benchmark.pedantic(lambda: (wall(1), wall(2)), rounds=1, iterations=1)
+    (one, one_trials), (two, two_trials) = benchmark.pedantic(lambda: (wall(1), wall(2)), rounds=1, iterations=1)
     benchmark.extra_info.update(trials=len(specs), jobs1_s=one, jobs2_s=two, speedup=one / two)
     SUMMARY[f"--jobs 2 vs --jobs 1 ({len(specs)} quick trials)"] = f"{one / two:.2f}x ({one:.0f} s vs {two:.0f} s)"
+    # why not 2x: how busy the two workers were, and how much slower a trial runs beside another
+    SUMMARY["  with 2 jobs: workers busy / trial slowdown beside another trial"] = (
+        f"{two_trials / (2 * two):.0%} / {two_trials / one_trials:.2f}x")
 
 
 def test_cached_rerun_of_the_quick_suite(benchmark):
@@ -185,11 +196,9 @@ def test_cached_rerun_of_the_quick_suite(benchmark):
         cmd = [sys.executable, "run_all.py", "--replicate", "--no-progress", "--results", str(copy)]
         subprocess.run(cmd, cwd=ROOT, capture_output=True, check=False)  # brings any out-of-date page up to date
 
-        def rerun() -> float:
-            t0 = time.perf_counter()
+        def rerun() -> None:
             subprocess.run(cmd, cwd=ROOT, capture_output=True, check=True)
-            return time.perf_counter() - t0
 
-        times = [benchmark.pedantic(rerun, rounds=1, iterations=1) for _ in range(3)]
-    benchmark.extra_info.update(seconds=statistics.median(times))
-    SUMMARY["cached rerun of the whole quick suite"] = f"{statistics.median(times):.1f} s (median of 3)"
+        benchmark.pedantic(rerun, rounds=3, iterations=1)
+    seconds = benchmark.stats["median"]
+    SUMMARY["cached rerun of the whole quick suite"] = f"{seconds:.1f} s (median of 3)"
