@@ -130,7 +130,10 @@ def test_jobs_do_not_change_numbers(tmp_path):
 def test_interrupted_run_keeps_finished_trials(tmp_path, jobs):
     cmd = [sys.executable, "-m", "studies.wn_vs_bn", "--budget", "smoke", "--jobs", jobs, "--no-progress",
            "--results", str(tmp_path)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a shell that starts a job in the background makes it ignore SIGINT, and children inherit that:
+    # the child gets Ctrl-C's default back, as a terminal would give it
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     trials = tmp_path / "wn_vs_bn" / "trials"
     deadline = time.time() + 120
     while time.time() < deadline and len(list(trials.glob("*.json"))) < 2:
