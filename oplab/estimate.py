@@ -59,20 +59,15 @@ def _count(model: torch.nn.Module, run) -> int:
 
 
 def _build(trial: Trial, shape: tuple, out_dim: int) -> tuple[torch.nn.Module, torch.device]:
-    """The trial's model (with its normalizer) on the meta device, or on the CPU for a model whose
+    """The trial's model (oplab.train.build_model) on the meta device, or on the CPU for a model whose
     construction reads a value (a tiny one, e.g. the single recurrent unit)."""
-    from oplab import norms
+    from oplab.train import build_model
 
-    for device in ("meta", "cpu"):
-        try:
-            with torch.device(device):
-                model = models.build(trial.model, shape, out_dim)
-                norms.apply(model, trial.norm)
-            return model, torch.device(device)
-        except (RuntimeError, NotImplementedError):
-            if device == "cpu":
-                raise
-    raise AssertionError("unreachable")
+    try:
+        with torch.device("meta"):
+            return build_model(trial, shape, out_dim, "meta"), torch.device("meta")
+    except (RuntimeError, NotImplementedError):
+        return build_model(trial, shape, out_dim, "cpu"), torch.device("cpu")
 
 
 def _shape(trial: Trial) -> tuple[tuple, int, int, int]:
@@ -143,7 +138,8 @@ def trial_cost(trial: Trial) -> Cost:
     evals = steps // (trial.eval_every or max(1, n // trial.batch_size)) + 1
     flops += pre * update + evals * n_test * forward + n * forward
     if trial.teacher is not None and trial.distill.name != "none":  # the teacher's forward pass an update
-        flops += steps * trial_cost(trial.teacher).flops / max(1, trial_cost(trial.teacher).updates) / 3
+        teacher = trial_cost(trial.teacher)
+        flops += steps * teacher.flops / max(1, teacher.updates) / 3
     return Cost(1, steps + pre, flops)
 
 
