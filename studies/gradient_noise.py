@@ -22,9 +22,9 @@ fixed on tuning seed 1000 as a level both methods reach within their budgets; th
 loop's running training loss (the mean minibatch loss over the updates since the previous
 evaluation: for GD the full-batch loss; for SGD it lags the current iterate by up to 20 updates,
 which counts against SGD). Examples processed = updates x batch size. A trial that never reaches the
-target counts as its budget plus one evaluation interval. (A first quick run with 1,500 SGD and 200 GD
-updates saw every trial reach the target, SGD by update 960 and GD by update 108; the budgets were then
-cut to these to bound the compute, the target left as it was.)
+target counts as its budget plus one evaluation interval. (A first quick run with longer budgets saw
+every trial reach the target well before its end; the budgets were then cut to these to bound the
+compute, the target left as it was.)
 
 Fair rates. Each method's SGD rate is chosen on tuning seeds by its final full-split training loss,
 from {0.1, 0.3} for SGD and {1.0, 3.0} for GD (GD tolerates larger steps: its gradient has no
