@@ -518,7 +518,9 @@ def _run_dask(first: list[TrialSpec], args, scheduler: str | None, collect) -> N
             specs[fut.key] = s
             return fut
 
-        pending = as_completed([submit(s) for s in first])
+        # on this client's event loop: by default as_completed tracks futures on the process's default
+        # client, which is another client's when one was made later (then closed, it never yields)
+        pending = as_completed([submit(s) for s in first], loop=client.loop)
         for fut in pending:
             spec = specs.pop(fut.key)
             try:

@@ -197,7 +197,7 @@ def test_a_dask_worker_killed_mid_trial_loses_no_trial(tmp_path):
         import threading
 
         result = {}
-        t = threading.Thread(target=lambda: result.update(
+        t = threading.Thread(daemon=True, target=lambda: result.update(
             runner.run(specs, tmp_path, Runtime(device="cpu"), executor="dask", scheduler=cluster.scheduler_address,
                        progress=False)))
         t.start()
