@@ -14,7 +14,8 @@ into the same registry, and importing the package `oplab` registers both.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -58,14 +59,20 @@ def _load_full(name: str, options: tuple, data_dir: str, download: bool) -> Data
     return DATASETS.build(name, **kwargs).check_finite()  # once per process: the result is cached
 
 
-def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-    """Endless index batches: a fresh seeded permutation each epoch, last partial batch dropped."""
-    if batch_size > n:
-        raise ValueError(f"batch size {batch_size} is larger than the {n} training examples")
-    while True:
-        perm = torch.randperm(n, generator=generator)
-        for i in range(0, n - batch_size + 1, batch_size):
-            yield perm[i : i + batch_size]
+def batches(n: int, sizes: int | Iterable[int], generator: torch.Generator,
+            device: torch.device | str = "cpu") -> Iterator[torch.Tensor]:
+    """Index batches of `sizes` (one constant size, endless, or an iterable of sizes), made on the
+    device: a fresh seeded permutation each epoch; a batch that does not fit in what is left of the
+    epoch starts the next one (the rest is dropped)."""
+    sizes = itertools.repeat(sizes) if isinstance(sizes, int) else sizes
+    perm, pos = None, n
+    for b in sizes:
+        if b > n:
+            raise ValueError(f"batch size {b} is larger than the {n} training examples")
+        if pos + b > n:
+            perm, pos = torch.randperm(n, generator=generator, device=device), 0
+        yield perm[pos : pos + b]
+        pos += b
 
 
 def _standardize(x_train: torch.Tensor, x_test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from oplab import curriculum, models, optim, tasks
 from oplab.config import Trial, to_dict
 from oplab.records import Record, provenance
-from oplab.train import StepTimer
+from oplab.train import StepTimer, finite_parameters
 
 LOOP_OPTIONS = {"target": None, "curriculum": "baseline", "threshold": curriculum.THRESHOLD, "check_every": 100,
                 "n_val": 200, "lr_decay": 1.0}
@@ -186,7 +186,7 @@ def train(trial: Trial, seed: int, runtime, t_start: float) -> Record:
         eval_s += time.perf_counter() - t_eval
 
     train_s = time.perf_counter() - t_loop - (eval_s - eval_s0)  # the loop's time less its evaluations
-    if status == "ok" and not (_finite_parameters(model) and np.isfinite(eval_curve["test_loss"][-1])):
+    if status == "ok" and not (finite_parameters(model) and np.isfinite(eval_curve["test_loss"][-1])):
         # the loop checks the loss and gradient before each update; a last update that sends the weights
         # or the final test loss to NaN or infinity is a divergence at that update, not NaN metrics
         status, diverged_step = "diverged", total_steps
@@ -206,10 +206,6 @@ def train(trial: Trial, seed: int, runtime, t_start: float) -> Record:
                  "mean_step_ms": 1000 * train_s / max(1, steps_done)},
         provenance=provenance(runtime.device, runtime.threads),
     )
-
-
-def _finite_parameters(model: torch.nn.Module) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
 def _to(batch: tasks.SeqBatch, device: torch.device) -> tasks.SeqBatch:

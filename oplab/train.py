@@ -7,12 +7,10 @@ fixed per trial (Runtime.threads), and every random draw comes from the seed.
 
 from __future__ import annotations
 
-import itertools
 import math
 import statistics
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -183,19 +181,6 @@ def batch_plan(trial: Trial, n: int) -> list[int] | None:
     return sizes
 
 
-def index_batches(n: int, sizes: Iterator[int], generator: torch.Generator,
-                  device: torch.device) -> Iterator[torch.Tensor]:
-    """Index batches of the given sizes, made on the device: a fresh seeded permutation each epoch;
-    a batch that does not fit in what is left of the epoch starts the next one (the rest is dropped).
-    With a constant size this is oplab.data.batches, draw for draw."""
-    perm, pos = None, n
-    for b in sizes:
-        if pos + b > n:
-            perm, pos = torch.randperm(n, generator=generator, device=device), 0
-        yield perm[pos : pos + b]
-        pos += b
-
-
 def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float,
            teacher_state: dict | None = None) -> tuple[Record, torch.nn.Module | None]:
     from oplab import seqtrain  # sequence-to-sequence tasks on generated streams have their own loop
@@ -213,7 +198,7 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float,
     steps_per_epoch = n // trial.batch_size
     sizes = batch_plan(trial, n)  # the batch size of every update when the batch grows, else None
     total_steps = len(sizes) if sizes else (trial.steps or trial.epochs * steps_per_epoch)
-    batch_iter = index_batches(n, iter(sizes) if sizes else itertools.repeat(trial.batch_size),
+    batch_iter = datalib.batches(n, iter(sizes) if sizes else trial.batch_size,
                                torch.Generator(device=device).manual_seed(seed), device)
     eval_every = trial.eval_every or steps_per_epoch
     monitor_every = trial.monitor_every or eval_every

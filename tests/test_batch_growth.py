@@ -1,23 +1,34 @@
 """Batch growth (Trial.batch_growth / batch_every, Smith et al. 2017) and the loop's index batches."""
 
-import itertools
 
 import pytest
 import torch
 
 from oplab import data as datalib
 from oplab.config import DataConfig, ModelConfig, OptimConfig, Trial, key_dict
-from oplab.train import batch_plan, index_batches, train
+from oplab.train import batch_plan, train
 
 BASE = Trial(data=DataConfig("mnist5k", n_train=300, n_test=100), model=ModelConfig("mlp", 1, 16),
              optim=OptimConfig("sgd", lr=0.05), epochs=4, batch_size=10)
 
 
-def test_constant_index_batches_are_the_data_modules_draw_for_draw():
-    a = datalib.batches(103, 10, torch.Generator().manual_seed(3))
-    b = index_batches(103, itertools.repeat(10), torch.Generator().manual_seed(3), torch.device("cpu"))
-    for _ in range(35):  # three and a half epochs, across reshuffles
-        assert torch.equal(next(a), next(b))
+def test_batches_of_one_size_are_each_epochs_seeded_permutation_cut_in_order():
+    b = datalib.batches(103, 10, torch.Generator().manual_seed(3))
+    ref = torch.Generator().manual_seed(3)
+    for _ in range(4):  # four epochs, across reshuffles: 10 full batches each, the last 3 indices dropped
+        perm = torch.randperm(103, generator=ref)
+        for i in range(10):
+            assert torch.equal(next(b), perm[10 * i : 10 * i + 10])
+
+
+def test_growing_batches_start_a_new_epoch_when_they_do_not_fit():
+    b = datalib.batches(10, iter([4, 4, 4, 6, 3]), torch.Generator().manual_seed(1))
+    ref = torch.Generator().manual_seed(1)
+    p1, p2, p3 = (torch.randperm(10, generator=ref) for _ in range(3))
+    expected = [p1[:4], p1[4:8], p2[:4], p2[4:10], p3[:3]]
+    assert all(torch.equal(got, want) for got, want in zip(b, expected, strict=True))
+    with pytest.raises(ValueError, match="batch size 11 is larger than the 10 training examples"):
+        next(datalib.batches(10, iter([11]), torch.Generator()))
 
 
 def test_batch_plan_multiplies_at_each_milestone_and_caps_at_the_split():
