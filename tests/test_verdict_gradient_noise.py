@@ -3,9 +3,10 @@
 import pytest
 
 from studies import gradient_noise as study
-from tests.synthetic import PLANTED, check_planted, check_too_few_seeds, words
+from tests.synthetic import words
 
 PARTS = ["(a1) noise slope > -0.6", "(a2) noise slope < -0.4", "(b) examples to the target loss, GD / SGD"]
+EFFECTS = ["yes", "unclear"]  # the planted effects tests/test_verdicts.py checks ("no" is tested below)
 
 
 def planted(effect: str):
@@ -23,11 +24,6 @@ def planted(effect: str):
     return values
 
 
-@pytest.mark.parametrize("effect,word", [PLANTED[0], PLANTED[2]])
-def test_each_part_gives_the_planted_word(effect, word):
-    check_planted(study, planted, PARTS, effect, word, seeds=range(8))
-
-
 @pytest.mark.parametrize("slope,part", [(-0.7, "(a1) noise slope > -0.6"), (-0.3, "(a2) noise slope < -0.4")])
 def test_a_slope_outside_the_band_is_not_reproduced(slope, part):
     def values(f, seed, rng):
@@ -37,7 +33,3 @@ def test_a_slope_outside_the_band_is_not_reproduced(slope, part):
     got = words(study, values, seeds=range(8))
     assert got[part] == "not reproduced"
     assert got["(b) examples to the target loss, GD / SGD"] == "not reproduced"
-
-
-def test_fewer_than_five_seeds_is_inconclusive():
-    check_too_few_seeds(study, planted)

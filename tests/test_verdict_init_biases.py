@@ -3,11 +3,10 @@ the target (censoring) against a hand count."""
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from oplab import kit
 from studies import init_biases as study
-from tests.synthetic import PLANTED, check_planted, check_too_few_seeds, context, table
+from tests.synthetic import context, table
 
 PARTS = ["(1) output bias at the log priors", "(2) ReLU bias 0.1", "(3) LSTM forget-gate bias 1"]
 BASE = {"output bias": "zero", "ReLU bias": "0", "forget gate": "0"}  # each setting's baseline arm
@@ -29,15 +28,6 @@ def planted(effect: str):
                 "updates_to_target": ups if f["setting"] == "forget gate" else np.nan}
 
     return values
-
-
-@pytest.mark.parametrize("effect,word", PLANTED)
-def test_each_part_gives_the_planted_word(effect, word):
-    check_planted(study, planted, PARTS, effect, word, seeds=range(8))
-
-
-def test_fewer_than_five_seeds_is_inconclusive():
-    check_too_few_seeds(study, planted)
 
 
 def test_a_diverged_prior_arm_counts_against_itself():

@@ -7,7 +7,6 @@ import pytest
 
 from oplab import kit
 from studies import init_depth as study
-from tests.synthetic import PLANTED, check_planted, check_too_few_seeds
 
 PARTS = ["(a) orthogonal: flat in depth", "(b) Gaussian grows faster than orthogonal", "(c) Gaussian: grows with depth"]
 
@@ -28,15 +27,6 @@ def planted(effect: str):
         return {"slope": k, "reached": True, "updates": 40.0 * f["depth"] ** k}
 
     return values
-
-
-@pytest.mark.parametrize("effect,word", PLANTED)
-def test_each_part_gives_the_planted_word(effect, word):
-    check_planted(study, planted, PARTS, effect, word, seeds=range(8))
-
-
-def test_fewer_than_five_seeds_is_inconclusive():
-    check_too_few_seeds(study, planted)
 
 
 def _frame(steps_to_hit: dict, status: dict | None = None):
