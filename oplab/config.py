@@ -10,6 +10,7 @@ signature.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import typing
@@ -29,34 +30,39 @@ def _freeze(value: Any) -> Any:
     raise TypeError(f"option value {value!r} is not a JSON scalar, list or dict")
 
 
+@functools.cache
+def _field_types(cls: type) -> tuple[tuple[str, Any], ...]:
+    """(name, resolved type) of each field of a config class, resolved once per class."""
+    hints = typing.get_type_hints(cls)
+    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))
+
+
 class _Checked:
     """Type-checks fields after construction; freezes `options` dicts."""
 
     def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            want = hints[f.name]
-            if f.name == "options":
+        for name, want in _field_types(type(self)):
+            value = getattr(self, name)
+            if name == "options":
                 if isinstance(value, dict):
                     object.__setattr__(self, "options", _freeze(value))
                 elif not isinstance(value, tuple):
                     raise TypeError(f"{type(self).__name__}.options must be a dict, got {value!r}")
                 continue
             if want is float and isinstance(value, int) and not isinstance(value, bool):
-                object.__setattr__(self, f.name, float(value))
+                object.__setattr__(self, name, float(value))
                 continue
             if typing.get_origin(want) is tuple:
                 if isinstance(value, list):
                     value = tuple(value)
-                    object.__setattr__(self, f.name, value)
+                    object.__setattr__(self, name, value)
                 if not isinstance(value, tuple) or not all(isinstance(v, str) for v in value):
-                    raise TypeError(f"{type(self).__name__}.{f.name} must be a tuple of str, got {value!r}")
+                    raise TypeError(f"{type(self).__name__}.{name} must be a tuple of str, got {value!r}")
                 continue
             ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
             if not ok:
                 raise TypeError(
-                    f"{type(self).__name__}.{f.name} must be {getattr(want, '__name__', want)}, got {value!r}"
+                    f"{type(self).__name__}.{name} must be {getattr(want, '__name__', want)}, got {value!r}"
                 )
 
     @property
