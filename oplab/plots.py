@@ -4,13 +4,12 @@ seed spread shown as bands (curves) or points (final metrics)."""
 from __future__ import annotations
 
 import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from oplab import stats
 
-from oplab import stats  # noqa: E402
+matplotlib.use("Agg")  # before pyplot is imported, on a figure's first use (as seaborn is, below)
 
 BAND = ("pi", 100)  # band = min..max over seeds
 BAND_LABEL = "line: mean over seeds; band: min-max over seeds"
@@ -29,6 +28,8 @@ def theme():
 
 
 def figure(ncols: int = 1, width: float = 5.5, height: float = 4.0):
+    import matplotlib.pyplot as plt
+
     theme()
     fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
     return fig, list(axes[0])

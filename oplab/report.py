@@ -17,14 +17,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from oplab import kit, plots, staleness, stats  # noqa: E402
-from oplab.records import Record, atomic_write  # noqa: E402
+from oplab import kit, plots, staleness, stats
+from oplab.records import Record, atomic_write
 
 
 def frame(specs: list, recs: dict[str, Record]) -> pd.DataFrame:
@@ -143,6 +139,8 @@ def write_study(study: ModuleType, plan, recs: dict[str, Record], results_dir: P
         table_md.append((name, markdown_table(tab)))
     files["table.md"] = ("\n\n".join(f"### {n}\n\n{t}" for n, t in table_md) + "\n").encode()
     fig_files = []
+    if figures:
+        import matplotlib.pyplot as plt
     for name, fig in figures.items():
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
