@@ -494,7 +494,7 @@ def check_scheduler(address: str, timeout: str = "5s") -> None:
     from dask.distributed import Client
 
     try:
-        Client(address, timeout=timeout).close()
+        Client(address, timeout=timeout, set_as_default=False).close()
     except (OSError, TimeoutError) as err:
         raise SchedulerError(f"cannot reach the Dask scheduler at {address}: {err}") from None
 
@@ -506,8 +506,9 @@ def _run_dask(first: list[TrialSpec], args, scheduler: str | None, collect) -> N
         raise RuntimeError("--executor dask needs dask.distributed: pip install 'oplab[cluster]'") from None
     # without a scheduler: an in-process cluster (for trying the path out)
     try:
-        client = (Client(scheduler, timeout="10s") if scheduler
-                  else Client(processes=False, n_workers=1, threads_per_worker=2))
+        # not the process's default client: a user's own client (a notebook's) stays theirs
+        client = (Client(scheduler, timeout="10s", set_as_default=False) if scheduler
+                  else Client(processes=False, n_workers=1, threads_per_worker=2, set_as_default=False))
     except (OSError, TimeoutError) as err:
         raise SchedulerError(f"cannot reach the Dask scheduler at {scheduler}: {err}") from None
     try:
@@ -518,8 +519,8 @@ def _run_dask(first: list[TrialSpec], args, scheduler: str | None, collect) -> N
             specs[fut.key] = s
             return fut
 
-        # on this client's event loop: by default as_completed tracks futures on the process's default
-        # client, which is another client's when one was made later (then closed, it never yields)
+        # on this client's event loop: by default as_completed tracks futures on the loop of the
+        # process's default client, another client's (if that one closes, it never yields)
         pending = as_completed([submit(s) for s in first], loop=client.loop)
         for fut in pending:
             spec = specs.pop(fut.key)
