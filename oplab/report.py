@@ -138,9 +138,9 @@ def write_study(study: ModuleType, plan, recs: dict[str, Record], results_dir: P
         files[f"{stem}.csv"] = tab.to_csv(index=False).encode()
         table_md.append((name, markdown_table(tab)))
     files["table.md"] = ("\n\n".join(f"### {n}\n\n{t}" for n, t in table_md) + "\n").encode()
+    import matplotlib.pyplot as plt  # loaded already by the figures' theme; a current page (above) never needs it
+
     fig_files = []
-    if figures:
-        import matplotlib.pyplot as plt
     for name, fig in figures.items():
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
