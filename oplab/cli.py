@@ -21,7 +21,7 @@ from types import ModuleType
 
 from filelock import FileLock, Timeout
 
-from oplab import report, runner
+from oplab import records, report, runner
 from oplab.train import Runtime
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -252,6 +252,7 @@ def _main_locked(args, parser, plans: list, results: Path, runtime: Runtime) -> 
     from oplab import staleness
 
     t0 = time.perf_counter()
+    records.remove_partial_writes(results)  # a run killed mid-write leaves temp files; none is a record
     # the environment stored records are compared with (with Dask: this machine's, not the workers')
     env = staleness.current_environment(runtime.device if runtime.device != "auto" else "cpu",
                                         runner.THREADS_PER_TRIAL)

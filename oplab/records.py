@@ -92,12 +92,16 @@ class Record:
         return rec
 
 
+PARTIAL_SUFFIX = ".tmp"  # atomic_write's temp files: what a process killed mid-write leaves behind
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` atomically (temp file in the same folder, then rename): a crash
-    mid-write leaves the old file or none, never half of one."""
+    mid-write leaves the old file or none, never half of one (a killed process can leave the
+    temp file; remove_partial_writes clears it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=PARTIAL_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -107,6 +111,17 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_partial_writes(results_dir: Path) -> int:
+    """Delete the temp files of atomic writes cut short (a run killed mid-write) in a results
+    folder: its index, study pages, records and weights, i.e. up to two folders deep. Only while
+    no other run writes there (under the folder's lock). Returns how many were deleted."""
+    root = Path(results_dir)
+    stale = [p for pattern in ("*", "*/*", "*/*/*") for p in root.glob(pattern + PARTIAL_SUFFIX) if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
 
 
 def save(record: Record, path: Path) -> None:
