@@ -143,6 +143,7 @@ def _resolve(args, studies: dict[str, ModuleType]) -> tuple[list[ModuleType], li
         raise UsageError("argument --scheduler: only with --executor dask")
     if args.recompute_stale and args.report_only:
         raise UsageError("argument --recompute-stale: not with --report-only, which trains nothing")
+    args.committed_report = args.results is None and args.budget == "quick"  # the report results/ holds
     args.results = args.results or ("results" if args.budget == "quick" else f"results/{args.budget}")
     results = Path(args.results)
     if results.exists() and not results.is_dir():
@@ -292,6 +293,7 @@ def _main_locked(args, parser, plans: list, results: Path, runtime: Runtime) -> 
                   + f"  ->  {results / p.study.NAME / 'README.md'}")
         index = report.write_index(results)
     print(f"report: {index}  ({time.perf_counter() - t0:.0f} s)")
+    _note_rewritten_report(args, plans)
     errors = {p.study.NAME: {sp.key for sp in p.tuning + p.trials if sp.key in recs and recs[sp.key].status == "error"}
               for p in plans}
     failed = {name: len(keys) for name, keys in errors.items() if keys}
@@ -301,6 +303,21 @@ def _main_locked(args, parser, plans: list, results: Path, runtime: Runtime) -> 
               "the next run tries them again", file=sys.stderr)
         return 1
     return 0
+
+
+def _note_rewritten_report(args, plans: list) -> None:
+    """results/ holds the report built with each study's default seeds and --replicate; a run there
+    with other seeds, or without --replicate, rewrites those pages: say so, and how to restore them."""
+    if not getattr(args, "committed_report", False):
+        return
+    other = [p.study.NAME for p in plans
+             if p.seeds != runner.default_seeds(p.study, args.budget) or not args.replicate]
+    if other:
+        seeds = f"seeds {args.seeds}" if args.seeds is not None else "the default seeds"
+        print(f"note: {args.results}/ now reports {', '.join(other)} at {seeds}"
+              f"{'' if args.replicate else ' without replication'}, not the committed report; "
+              f"`python run_all.py --only {','.join(other)} --replicate` rebuilds that from the stored records "
+              "(give other seeds their own --results DIR)", file=sys.stderr)
 
 
 def _run(args, specs: list, results: Path, runtime: Runtime, desc: str) -> dict:

@@ -84,3 +84,23 @@ def test_report_only_rebuilds_the_same_report(tmp_path):
     rep = json.loads(verdict)["replication"]
     assert rep["seeds"] == [100, 101] and rep["of"] == len(json.loads(verdict)["parts"])
     assert manifest["wn_vs_bn"]["provenance"]["torch"]
+
+
+def test_a_run_into_results_with_other_seeds_says_it_rewrote_the_committed_report(tmp_path, capsys, monkeypatch):
+    from tests import tinystudy
+
+    monkeypatch.chdir(tmp_path)  # the default folder, results/, is the committed report
+    assert cli.main([tinystudy], ["--jobs", "1", "--no-progress", "--seeds", "10-14", "--replicate"]) == 0
+    err = capsys.readouterr().err
+    note = [line for line in err.splitlines() if line.startswith("note: results/ now reports tiny")]
+    assert len(note) == 1 and "seeds 10-14" in note[0] and "--only tiny --replicate" in note[0], err
+    assert json.loads((tmp_path / "results/tiny/verdict.json").read_text())["seeds"][:1] == [10]
+    # the default seeds with --replicate are the committed report: no note
+    assert cli.main([tinystudy], ["--jobs", "1", "--no-progress", "--replicate"]) == 0
+    assert "note:" not in capsys.readouterr().err
+    # without --replicate, or into a folder of one's own, as the note advises
+    assert cli.main([tinystudy], ["--jobs", "1", "--no-progress", "--report-only"]) == 0
+    assert "default seeds without replication" in capsys.readouterr().err
+    assert cli.main([tinystudy], ["--jobs", "1", "--no-progress", "--seeds", "20-24",
+                                  "--results", str(tmp_path / "mine")]) == 0
+    assert "note:" not in capsys.readouterr().err
