@@ -12,10 +12,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LOCK := requirements.lock
+NEED_GB := 6
 
 .PHONY: run test lint bench report clean dry-run lock
 
 $(STAMP): pyproject.toml $(LOCK)
+	@$(PYTHON) -c "import shutil, sys; free = shutil.disk_usage('.').free / 2**30; \
+	sys.exit(free < $(NEED_GB) and f'make: .venv needs about $(NEED_GB) GB of disk (torch 2.14.1 with its CUDA \
+	libraries, though it runs on the CPU too); {free:.1f} GB free here: free some space, then run make again')"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r $(LOCK)
