@@ -1,6 +1,5 @@
 """Batch growth (Trial.batch_growth / batch_every, Smith et al. 2017) and the loop's index batches."""
 
-
 import pytest
 import torch
 
