@@ -73,6 +73,17 @@ def _build(trial: Trial, shape: tuple, out_dim: int) -> tuple[torch.nn.Module, t
 def _shape(trial: Trial) -> tuple[tuple, int, int, int]:
     """(input shape, output size, train size, test size) of a trial's dataset, before slicing; a
     generated dataset is built at two examples a split when its builder takes the sizes."""
+    key = repr(trial.data)
+    if key not in _SHAPES:
+        _SHAPES[key] = _data_shape(trial)
+    return _SHAPES[key]
+
+
+_SHAPES: dict[str, tuple] = {}  # data config repr -> shape (loading a dataset is the slow part)
+_COSTS: dict[str, Cost] = {}  # trial config repr -> its cost
+
+
+def _data_shape(trial: Trial) -> tuple[tuple, int, int, int]:
     if trial.data.name in KNOWN:
         return KNOWN[trial.data.name]
     import inspect
@@ -141,6 +152,25 @@ def trial_cost(trial: Trial) -> Cost:
         teacher = trial_cost(trial.teacher)
         flops += steps * teacher.flops / max(1, teacher.updates) / 3
     return Cost(1, steps + pre, flops)
+
+
+def _cached(trial: Trial) -> Cost:
+    key = repr(trial)
+    if key not in _COSTS:
+        _COSTS[key] = trial_cost(trial)
+    return _COSTS[key]
+
+
+def record_cost(trial: Trial) -> dict[str, float]:
+    """A trial's cost as the report's frame carries it: its updates (pre-training and hint stages
+    included) and FLOPs, and apart from them its teacher's own training, counted from its config
+    (cached by the config's repr; the seed does not change a cost)."""
+    c = _cached(trial)
+    out = {"updates": float(c.updates), "flops": float(c.flops)}
+    if trial.teacher is not None:
+        tc = _cached(trial.teacher)
+        out.update({"teacher_updates": float(tc.updates), "teacher_flops": float(tc.flops)})
+    return out
 
 
 def study_cost(study: ModuleType, budget: str, seeds: list[int] | None = None, replicate: bool = True) -> Cost:

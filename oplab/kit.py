@@ -41,12 +41,42 @@ REPLICATION_OFFSET = 100
 BLOCKS = ("tuning", "verdict", "replication")
 
 
+# factors that name a setting of the trial: an arm's factor of this name must equal the trial's
+# setting (each setting is stated once; a table that groups by the factor groups by the setting)
+TRIAL_FACTORS = {"lr": lambda tr: tr.optim.lr, "momentum": lambda tr: tr.optim.momentum,
+                 "batch_size": lambda tr: tr.batch_size, "steps": lambda tr: tr.steps}
+
+
 @dataclass(frozen=True)
 class Arm:
-    """One condition of a study: the trial to run and the factors that describe it."""
+    """One condition of a study: the trial to run and the factors that describe it. A factor named
+    as a trial setting (TRIAL_FACTORS: lr, momentum, batch_size, steps) is refused when it
+    disagrees with the trial."""
 
     trial: Trial
     factors: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, read in TRIAL_FACTORS.items():
+            if name not in self.factors:
+                continue
+            have, given = read(self.trial), self.factors[name]
+            try:
+                same = np.isclose(float(given), float(have), rtol=1e-12, atol=0.0)
+            except (TypeError, ValueError):
+                same = False
+            if not same:
+                raise ValueError(f"factor {name}={given!r} disagrees with the trial's setting {have!r}: state "
+                                 "each setting once, in the trial")
+
+
+def matched(arm: Arm, updates: int, factors: Mapping[str, Any] | None = None) -> Arm:
+    """A compute-matched control: the same arm given `updates` updates (e.g. the other arm's
+    pre-training plus fine-tuning), with its own factors (say in them that it is the matched
+    control). A part that compares arms of different cost compares against this arm."""
+    from dataclasses import replace
+
+    return Arm(replace(arm.trial, steps=int(updates)), dict(factors if factors is not None else arm.factors))
 
 
 @dataclass(frozen=True)
@@ -157,22 +187,16 @@ def label(sel: Mapping[str, Any]) -> str:
 
 
 def failed(t: pd.DataFrame, value: str, diverged_fails: bool = True) -> pd.Series:
-    """True where a trial's value is not finite or, with `diverged_fails`, the trial diverged.
-    (A value measured before training, e.g. at init, stays valid when the trial later diverges.)"""
+    """True where a trial's value is not finite or, with `diverged_fails`, the trial did not finish
+    ("diverged" or "error"). (A value measured before training, e.g. at init, stays valid when the
+    trial later diverges: `diverged_fails=False`; an errored trial has no values at all.)"""
     v = pd.to_numeric(t[value], errors="coerce") if value in t else pd.Series(np.nan, index=t.index)
-    bad = ~np.isfinite(v.astype(float))
+    bad = ~np.isfinite(v.astype(float)) | (t["status"] == "error")
     return (bad | (t["status"] != "ok")) if diverged_fails else bad
 
 
-def _filled(t: pd.DataFrame, value: str, worst: float | None, worse: str,
-            diverged_fails: bool = True) -> tuple[pd.Series, pd.Series, float]:
-    """`value` with failed trials replaced by `worst` (default: the worst finite value of `t`)."""
-    bad = failed(t, value, diverged_fails)
-    v = pd.to_numeric(t[value], errors="coerce").astype(float) if value in t else pd.Series(np.nan, index=t.index)
-    if worst is None:
-        good = v[~bad]
-        worst = float(good.max() if worse == "higher" else good.min()) if len(good) else float("nan")
-    return v.where(~bad, worst), bad, worst
+def _numeric(t: pd.DataFrame, value: str) -> pd.Series:
+    return pd.to_numeric(t[value], errors="coerce").astype(float) if value in t else pd.Series(np.nan, index=t.index)
 
 
 def per_seed(t: pd.DataFrame, value: str, agg: str = "mean") -> pd.Series:
@@ -199,140 +223,283 @@ def curve_value(t: pd.DataFrame, curves: dict[str, pd.DataFrame], table: str, co
 
 
 # --- parts ------------------------------------------------------------------------------------
+#
+# Every part reduces its trials to one value per seed (the independent unit), then judges the
+# seeds' values by its Test (stats.Test: superiority, non-inferiority or equivalence, on the raw or
+# the log scale). A failed trial (diverged, errored, or a non-finite value) never lands on the
+# passing side: the seed it belongs to takes the study's stated value for a failure where that lies
+# on the not-reproduced side, else the threshold itself (the band's edge for equivalence), so a
+# part whose every trial failed reads "not reproduced". Every failure is counted in the evidence.
+
+COST_COLUMNS = ("updates", "flops")  # a trial's cost in the frame, counted from its config (oplab.cost)
 
 
-def _rule(method: str, above: float | None, below: float | None, unit: str, failure: str) -> str:
-    side = f"above {above:g}" if above is not None else f"below {below:g}"
-    side += f" {unit}" if unit else ""
-    return (f"reproduced if the 95% {method} interval lies {side}, not reproduced if it lies "
-            f"wholly on the other side, else inconclusive; needs n >= {stats.MIN_SEEDS} seeds; {failure}")
-
-
-def _failure(value: str, w: float, observed: bool, fmt: str) -> str:
-    which = "the worst value seen in this part, " if observed else ""
-    return f"a failed trial's {value} counts as {which}{_fmt(w, fmt)}"
-
-
-def _verdict(part, claim, effect, ci, unit, rule, n, method, evidence, above, below, details=None):
-    word, note = stats.word_for(ci, n, above=above, below=below)
-    return stats.Verdict(part, claim, float(effect), (float(ci[0]), float(ci[1])), unit, rule, word, evidence,
-                         n, method, note, details or {})
+def _test(above, below, within, kind, scale) -> stats.Test:
+    return stats.as_test(above, below, within, kind, scale)
 
 
 def _fmt(x: float, fmt: str) -> str:
     return format(x, fmt) if np.isfinite(x) else "—"
 
 
+def _rule(method: str, test: stats.Test, unit: str, failure: str) -> str:
+    what = {"superiority": "superiority", "non-inferiority": "non-inferiority (margin)",
+            "equivalence": "equivalence (two one-sided tests at 2.5% each)"}[test.kind]
+    scale = ", on the log scale" if test.scale == "log" else ""
+    other = "wholly outside the band" if test.kind == "equivalence" else "wholly on the other side"
+    return (f"{what}{scale}: reproduced if the 95% {method} interval lies {test.text(unit)}, not reproduced if it "
+            f"lies {other}, else inconclusive; needs n >= {stats.MIN_SEEDS} seeds; {failure}")
+
+
+def _failure_rule(value: str, worst: float | None, test: stats.Test, fmt: str) -> str:
+    stated = f"a failed trial's {value} counts as {_fmt(worst, fmt)} (the study's rule), and " \
+        if worst is not None else ""
+    edge = "the band's upper edge" if test.kind == "equivalence" else "the threshold"
+    return (f"{stated}a seed with a failed trial never lands on the passing side: where it would, it counts as "
+            f"{edge} ({_fmt(test.threshold, fmt)})")
+
+
+def _cost_note(a_rows: pd.DataFrame, b_rows: pd.DataFrame, la: str, lb: str) -> tuple[str, dict]:
+    """Say so when two arms' trials differ in cost (updates, pre-training and hint stages included;
+    a teacher's own training apart), from the frame's cost columns."""
+    if "updates" not in a_rows or "updates" not in b_rows or a_rows.empty or b_rows.empty:
+        return "", {}
+    ua, ub = float(a_rows["updates"].mean()), float(b_rows["updates"].mean())
+    fa = float(a_rows["flops"].mean()) if "flops" in a_rows else float("nan")
+    fb = float(b_rows["flops"].mean()) if "flops" in b_rows else float("nan")
+    cost = {"updates_a": ua, "updates_b": ub, "flops_a": fa, "flops_b": fb}
+    differs = not (np.isclose(ua, ub, rtol=0.01) and (not np.isfinite(fa) or np.isclose(fa, fb, rtol=0.05)))
+    cost["matched"] = not differs
+    if not differs:
+        return "", cost
+    flops = f" ({fa / 1e12:.3g} vs {fb / 1e12:.3g} TFLOP)" if np.isfinite(fa) and np.isfinite(fb) else ""
+    return (f" Unequal compute: {la} {ua:,.0f} updates, {lb} {ub:,.0f}{flops}; this part compares the arms as run, "
+            "not at equal compute."), cost
+
+
+def _verdict(part: str, claim: str, test: stats.Test, effect: float, ci, unit: str, rule: str, n: int,
+             method: str, evidence: str, details: dict) -> stats.Verdict:
+    word, note = stats.word_for(ci, n, test=test)
+    v = stats.Verdict(part, claim, float(effect), (float(ci[0]), float(ci[1])), unit, rule, word, evidence, n,
+                      method, note, details, test.to_dict())
+    v.reason = stats.reason(v)
+    return v
+
+
+def _diverged_note(rows: pd.DataFrame, diverged_fails: bool) -> str:
+    """With `diverged_fails=False` a trial that diverged after its value was measured keeps the value;
+    the evidence still counts it."""
+    if diverged_fails or rows.empty:
+        return ""
+    k = int(((rows["status"] == "diverged") & ~rows["_bad"]).sum())
+    return f" {k} trials diverged after their value was measured (their values count as measured)." if k else ""
+
+
+def _seed_values(rows: pd.DataFrame, value: str, worst: float | None, diverged_fails: bool,
+                 agg: str) -> tuple[pd.Series, pd.Series, pd.DataFrame]:
+    """(per-seed value, per-seed "has a failed trial", the rows with _v and _bad): failed trials take
+    `worst` (NaN when the study states none) before the within-seed `agg`."""
+    bad = failed(rows, value, diverged_fails)
+    raw = _numeric(rows, value)
+    v = raw.where(~bad, worst if worst is not None else np.nan)
+    # a finished trial without a finite value: a measure that failed, not a divergence (the smoke tests look)
+    rows = rows.assign(_v=v, _bad=bad, _missing=(rows["status"] == "ok") & ~np.isfinite(raw))
+    g = rows.groupby("seed")
+    return g["_v"].agg(agg), g["_bad"].any(), rows
+
+
+def _judge_seeds(values: pd.Series, bad: pd.Series, test: stats.Test) -> pd.Series:
+    """Per-seed values with every seed that had a failure moved to the not-reproduced side."""
+    out = values.astype(float).copy()
+    for seed in out.index[bad.reindex(out.index, fill_value=False).to_numpy()]:
+        out[seed] = test.conservative(out[seed])
+    return out
+
+
+def _interval(values: np.ndarray, test: stats.Test) -> tuple[float, tuple[float, float], str]:
+    if test.scale == "log":
+        x = np.asarray(values, dtype=float)
+        if len(x) and np.any(~(x > 0)):
+            return float("nan"), stats.NAN2, "log-t"
+        e, ci = stats.log_t_interval(x)
+        return e, ci, "log-t"
+    e, ci = stats.t_interval(values)
+    return e, ci, "Student t"
+
+
 def difference(t: pd.DataFrame, value: str, a: Mapping[str, Any], b: Mapping[str, Any], *, part: str,
                claim: str, unit: str, above: float | None = None, below: float | None = None,
-               where: Mapping[str, Any] | None = None, worse: str = "higher", worst: float | None = None,
-               agg: str = "mean", diverged_fails: bool = True, fmt: str = ".3g", note: str = "",
+               within: tuple[float, float] | None = None, kind: str | None = None,
+               where: Mapping[str, Any] | None = None, worst: float | None = None, agg: str = "mean",
+               diverged_fails: bool = True, fmt: str = ".3g", note: str = "",
                details: dict | None = None) -> stats.Verdict:
-    """Mean over seeds of value(a) - value(b), each averaged (`agg`) within a seed first.
-    A failed trial's value counts as `worst` (default: the worst value seen in this part)."""
+    """Mean over seeds of value(a) - value(b), each averaged (`agg`) within a seed first (Student t).
+    `above`/`below` give the claimed side of a threshold (a threshold on the other side of 0 is a
+    non-inferiority margin), `within=(lo, hi)` an equivalence band. A failed trial takes `worst`
+    (the study's stated value, if any); its seed's difference never lands on the passing side."""
+    test = _test(above, below, within, kind, "raw")
     base = select(t, where)
-    both = pd.concat([select(base, a).assign(_side="a"), select(base, b).assign(_side="b")], ignore_index=True)
-    filled, bad, w = _filled(both, value, worst, worse, diverged_fails)
-    both = both.assign(_v=filled, _bad=bad)
-    A, B = both[both["_side"] == "a"], both[both["_side"] == "b"]
-    sa, sb = per_seed(A, "_v", agg), per_seed(B, "_v", agg)
-    d = (sa - sb).dropna()
-    effect, ci = stats.t_interval(d.to_numpy())
+    A, B = select(base, a), select(base, b)
+    sa, ba, A = _seed_values(A, value, worst, diverged_fails, agg)
+    sb, bb, B = _seed_values(B, value, worst, diverged_fails, agg)
+    seeds = sorted(set(sa.index) | set(sb.index))
+    d = (sa.reindex(seeds) - sb.reindex(seeds))
+    bad = ba.reindex(seeds, fill_value=True) | bb.reindex(seeds, fill_value=True)
+    d = _judge_seeds(d, bad, test)
+    effect, ci, method = _interval(d.to_numpy(), test)
     fails = (f"{int(A['_bad'].sum())} of {len(A)} {label(a)} and {int(B['_bad'].sum())} of {len(B)} {label(b)} "
-             "trials failed")
-    failure = _failure(value, w, worst is None, fmt)
+             f"trials failed ({int(bad.sum())} seeds affected)")
+    cost_text, cost = _cost_note(A, B, label(a), label(b))
     prefix = f"{label(where)}: " if where else ""
+    ok_a, ok_b = A.loc[~A["_bad"], "_v"], B.loc[~B["_bad"], "_v"]
     ev = (f"{prefix}{label(a)} minus {label(b)}: {_fmt(effect, '+' + fmt)} {unit}, 95% CI "
-          f"{stats.interval_text(ci, '+' + fmt)} (Student t, n={len(d)} seeds); mean {label(a)} "
-          f"{_fmt(float(sa.mean()), fmt)}, {label(b)} {_fmt(float(sb.mean()), fmt)}; {fails}."
-          + (f" {note}" if note else ""))
-    details = {"a": float(sa.mean()), "b": float(sb.mean()), "failed": int(bad.sum()), **(details or {})}
-    return _verdict(part, claim, effect, ci, unit, _rule("Student t", above, below, unit, failure), len(d),
-                    "Student t", ev, above, below, details)
+          f"{stats.interval_text(ci, '+' + fmt)} ({method}, n={len(d)} seeds); mean of finished trials {label(a)} "
+          f"{_fmt(float(ok_a.mean()) if len(ok_a) else np.nan, fmt)}, {label(b)} "
+          f"{_fmt(float(ok_b.mean()) if len(ok_b) else np.nan, fmt)}; {fails}."
+          + _diverged_note(pd.concat([A, B]), diverged_fails) + (f" {note}" if note else "") + cost_text)
+    details = {"a": float(ok_a.mean()) if len(ok_a) else float("nan"),
+               "b": float(ok_b.mean()) if len(ok_b) else float("nan"), "failed": int(A["_bad"].sum() + B["_bad"].sum()),
+               "missing": int(A["_missing"].sum() + B["_missing"].sum()),
+               "per_seed": {int(k): float(x) for k, x in d.items()}, "cost": cost, **(details or {})}
+    return _verdict(part, claim, test, effect, ci, unit, _rule(method, test, unit, _failure_rule(value, worst, test,
+                                                                                                   fmt)),
+                    len(d), method, ev, details)
 
 
 def ratio(t: pd.DataFrame, value: str, a: Mapping[str, Any], b: Mapping[str, Any], *, part: str, claim: str,
           unit: str = "ratio", above: float | None = None, below: float | None = None,
-          where: Mapping[str, Any] | None = None, fmt: str = ".3g", note: str = "") -> stats.Verdict:
-    """Geometric mean over seeds of mean value(a) / mean value(b) within each seed (t on log
-    ratios). Every trial's value counts, diverged or not; a non-finite value is left out and
-    counted in the evidence (a timing of a trial that made no update)."""
+          within: tuple[float, float] | None = None, kind: str | None = None,
+          where: Mapping[str, Any] | None = None, worst: float | None = None, diverged_fails: bool = True,
+          fmt: str = ".3g", note: str = "") -> stats.Verdict:
+    """Geometric mean over seeds of mean value(a) / mean value(b) within each seed (t on log ratios).
+    A seed with a failed trial (with `diverged_fails`, a diverged one too; a timing stays valid
+    when its trial diverged: `diverged_fails=False`), or a ratio that is not positive, counts as
+    the threshold ratio, or the study's stated `worst` value of a failed trial where that gives a
+    ratio on the not-reproduced side."""
+    test = _test(above, below, within, kind, "log")
     base = select(t, where)
-    va, vb = select(base, a), select(base, b)
-    ga = va[np.isfinite(va[value].astype(float))].groupby("seed")[value].mean()
-    gb = vb[np.isfinite(vb[value].astype(float))].groupby("seed")[value].mean()
-    r = (ga / gb).dropna()
-    r = r[r > 0]
-    effect, ci = stats.log_t_interval(r.to_numpy())
-    left = int((~np.isfinite(va[value].astype(float))).sum() + (~np.isfinite(vb[value].astype(float))).sum())
+    A, B = select(base, a), select(base, b)
+    ga, ba, A = _seed_values(A, value, worst, diverged_fails, "mean")
+    gb, bb, B = _seed_values(B, value, worst, diverged_fails, "mean")
+    seeds = sorted(set(ga.index) | set(gb.index))
+    r = ga.reindex(seeds) / gb.reindex(seeds)
+    nonpos = ~(r > 0)
+    bad = ba.reindex(seeds, fill_value=True) | bb.reindex(seeds, fill_value=True) | nonpos
+    r = _judge_seeds(r.where(~nonpos), bad, test)
+    effect, ci, method = _interval(r.to_numpy(), test)
+    n_bad = int(A["_bad"].sum() + B["_bad"].sum())
+    cost_text, cost = _cost_note(A, B, label(a), label(b))
     prefix = f"{label(where)}: " if where else ""
+    ok_a, ok_b = A.loc[~A["_bad"], "_v"], B.loc[~B["_bad"], "_v"]
     ev = (f"{prefix}{label(a)} / {label(b)}: {_fmt(effect, fmt)}x, 95% CI {stats.interval_text(ci, fmt)} "
-          f"(t on log ratios, n={len(r)} seeds, each seed's trials averaged first); mean {label(a)} "
-          f"{_fmt(float(ga.mean()), fmt)}, {label(b)} {_fmt(float(gb.mean()), fmt)}"
-          + (f"; {left} trials without a value" if left else "") + "." + (f" {note}" if note else ""))
-    rule = _rule("log-t", above, below, "", "every trial counts, whether it diverged or not")
-    return _verdict(part, claim, effect, ci, unit, rule, len(r), "log-t", ev, above, below,
-                    {"a": float(ga.mean()), "b": float(gb.mean())})
+          f"(t on log ratios, n={len(r)} seeds, each seed's trials averaged first); mean of finished trials "
+          f"{label(a)} {_fmt(float(ok_a.mean()) if len(ok_a) else np.nan, fmt)}, {label(b)} "
+          f"{_fmt(float(ok_b.mean()) if len(ok_b) else np.nan, fmt)}; {n_bad} of {len(A) + len(B)} trials failed"
+          + (f", {int(nonpos.sum())} seeds' ratios not positive" if nonpos.any() else "")
+          + "." + _diverged_note(pd.concat([A, B]), diverged_fails) + (f" {note}" if note else "") + cost_text)
+    failure = (_failure_rule(value, worst, test, fmt) if diverged_fails
+               else "a diverged trial's value counts (it was measured); a non-finite one or a non-positive ratio "
+                    f"counts as the threshold ({_fmt(test.threshold, fmt)})")
+    return _verdict(part, claim, test, effect, ci, unit, _rule("log-t", test, "", failure), len(r), "log-t", ev,
+                    {"a": float(ok_a.mean()) if len(ok_a) else float("nan"),
+                     "b": float(ok_b.mean()) if len(ok_b) else float("nan"), "failed": n_bad,
+                     "missing": int(A["_missing"].sum() + B["_missing"].sum()),
+                     "per_seed": {int(k): float(x) for k, x in r.items()}, "cost": cost})
 
 
 def mean(t: pd.DataFrame, value: str, *, part: str, claim: str, unit: str, what: str,
-         above: float | None = None, below: float | None = None, where: Mapping[str, Any] | None = None,
-         agg: str = "mean", worse: str = "higher", worst: float | None = None, diverged_fails: bool = True,
-         fmt: str = ".3g", note: str = "", details: dict | None = None) -> stats.Verdict:
-    """Mean over seeds of one arm's per-seed value (`agg` within a seed), Student t.
-    A failed trial's value counts as `worst` (default: the worst value seen in this part)."""
+         above: float | None = None, below: float | None = None, within: tuple[float, float] | None = None,
+         kind: str | None = None, scale: str = "raw", where: Mapping[str, Any] | None = None, agg: str = "mean",
+         worst: float | None = None, diverged_fails: bool = True, fmt: str = ".3g", note: str = "",
+         details: dict | None = None) -> stats.Verdict:
+    """Mean over seeds of one arm's per-seed value (`agg` within a seed): Student t, or on the log
+    scale (`scale="log"`, for positive right-skewed values) the geometric mean with t on the logs.
+    A seed with a failed trial counts as the threshold, or the study's `worst` where that is on the
+    not-reproduced side."""
+    test = _test(above, below, within, kind, scale)
     base = select(t, where)
-    filled, bad, w = _filled(base, value, worst, worse, diverged_fails)
-    s = per_seed(base.assign(_v=filled), "_v", agg).dropna()
-    effect, ci = stats.t_interval(s.to_numpy())
-    failure = _failure(value, w, worst is None, fmt)
-    ev = (f"{what}: {_fmt(effect, fmt)} {unit}, 95% CI {stats.interval_text(ci, fmt)} (Student t, n={len(s)} "
-          f"seeds); {int(bad.sum())} of {len(base)} trials failed." + (f" {note}" if note else ""))
-    return _verdict(part, claim, effect, ci, unit, _rule("Student t", above, below, unit, failure), len(s),
-                    "Student t", ev, above, below, {"failed": int(bad.sum()), **(details or {})})
+    s, bad, rows = _seed_values(base, value, worst, diverged_fails, agg)
+    nonpos = ~(s > 0) if scale == "log" else pd.Series(False, index=s.index)
+    s = _judge_seeds(s.where(~nonpos), bad | nonpos, test)
+    effect, ci, method = _interval(s.to_numpy(), test)
+    n_bad = int(rows["_bad"].sum())
+    geo = "geometric mean " if scale == "log" else ""
+    ev = (f"{what}: {geo}{_fmt(effect, fmt)} {unit}, 95% CI {stats.interval_text(ci, fmt)} ({method}, n={len(s)} "
+          f"seeds); {n_bad} of {len(base)} trials failed ({int(bad.sum())} seeds affected)."
+          + _diverged_note(rows, diverged_fails) + (f" {note}" if note else ""))
+    return _verdict(part, claim, test, effect, ci, unit, _rule(method, test, unit, _failure_rule(value, worst, test,
+                                                                                                   fmt)),
+                    len(s), method, ev, {"failed": n_bad, "missing": int(rows["_missing"].sum()),
+                                         "per_seed": {int(k): float(x) for k, x in s.items()}, **(details or {})})
 
 
-def _events(t: pd.DataFrame, event: str, failed_as: float) -> pd.Series:
-    e = pd.to_numeric(t[event], errors="coerce").astype(float) if event in t else pd.Series(np.nan, index=t.index)
-    return e.where((t["status"] == "ok") & np.isfinite(e), failed_as)
+def _events(t: pd.DataFrame, event: str, failed_as: float) -> tuple[pd.Series, pd.Series]:
+    """0/1 events; a trial that raised (status "error") or has no finite event counts as `failed_as`.
+    A diverged trial's event is the study's to define (in its measure), so it counts as given."""
+    e = _numeric(t, event)
+    bad = (t["status"] == "error") | ~np.isfinite(e)
+    return e.where(~bad, failed_as), bad
+
+
+def _seed_events(rows: pd.DataFrame, event: str, failed_as: float,
+                 per_seed_rule: str) -> tuple[pd.Series, int, int]:
+    """(per-seed event, trials failed, finished trials without a finite event)."""
+    e, bad = _events(rows, event, failed_as)
+    missing = int(((rows["status"] == "ok") & ~np.isfinite(_numeric(rows, event))).sum())
+    g = rows.assign(_e=e).groupby("seed")["_e"]
+    if len(rows) and g.size().max() > 1:
+        if per_seed_rule not in ("any", "all"):
+            raise ValueError("several trials a seed: say how a seed's event is read, per_seed='any' or 'all' "
+                             "(the seed is the independent unit)")
+        return (g.max() if per_seed_rule == "any" else g.min()), int(bad.sum()), missing
+    return g.first(), int(bad.sum()), missing
 
 
 def rate(t: pd.DataFrame, event: str, *, part: str, claim: str, what: str, above: float | None = None,
-         below: float | None = None, where: Mapping[str, Any] | None = None, failed_as: float = 0.0,
+         below: float | None = None, where: Mapping[str, Any] | None = None, per_seed: str = "",
          note: str = "") -> stats.Verdict:
-    """The rate of `event` (0/1 per trial) over trials, Clopper-Pearson; a failed trial counts
-    as `failed_as`."""
+    """The rate of `event` (0/1) over seeds, one event a seed (`per_seed="any"|"all"` reads a seed
+    with several trials), Clopper-Pearson. A trial that raised counts against the claim: no event
+    for an "above" claim, an event for a "below" one."""
+    test = _test(above, below, None, None, "raw")
     base = select(t, where)
-    e = _events(base, event, failed_as)
+    failed_as = 0.0 if test.side == "above" else 1.0
+    e, n_bad, missing = _seed_events(base, event, failed_as, per_seed)
     k, n = int(e.sum()), len(e)
     effect, ci = stats.rate_interval(k, n)
-    n_seeds = base["seed"].nunique()
-    ev = (f"{what}: {k}/{n} = {_fmt(effect, '.2f')}, 95% CI {stats.interval_text(ci, '.2f')} (Clopper-Pearson, "
-          f"{n} trials from {n_seeds} seeds)." + (f" {note}" if note else ""))
-    failure = f"a diverged trial counts as {'an event' if failed_as else 'no event'}"
-    return _verdict(part, claim, effect, ci, "rate", _rule("Clopper-Pearson", above, below, "", failure), n_seeds,
-                    "Clopper-Pearson", ev, above, below, {"k": k, "trials": n})
+    ev = (f"{what}: {k}/{n} seeds = {_fmt(effect, '.2f')}, 95% CI {stats.interval_text(ci, '.2f')} "
+          f"(Clopper-Pearson); {n_bad} trials failed." + (f" {note}" if note else ""))
+    failure = f"a trial that raised counts as {'an event' if failed_as else 'no event'}"
+    return _verdict(part, claim, test, effect, ci, "rate", _rule("Clopper-Pearson", test, "", failure), n,
+                    "Clopper-Pearson", ev, {"k": k, "seeds": n, "failed": n_bad, "missing": missing,
+                                             "events": k})
 
 
 def paired_rates(t: pd.DataFrame, event: str, a: Mapping[str, Any], b: Mapping[str, Any], *, part: str,
-                 claim: str, what: str, pair: tuple[str, ...] = ("seed",), above: float | None = None,
-                 below: float | None = None, where: Mapping[str, Any] | None = None, failed_as: float = 0.0,
+                 claim: str, what: str, above: float | None = None, below: float | None = None,
+                 kind: str | None = None, where: Mapping[str, Any] | None = None, per_seed: str = "",
                  note: str = "") -> stats.Verdict:
-    """rate(a) - rate(b) of `event` over trials paired on `pair` (e.g. length and seed),
-    Newcombe's interval for paired binary data; a failed trial counts as `failed_as`."""
+    """rate(a) - rate(b) of `event` over seeds, paired by seed (the independent unit: a seed with
+    several trials an arm is read by `per_seed="any"|"all"` first), Newcombe's interval for paired
+    binary data. A trial that raised counts against the claim (no event in the arm the claim wants
+    more of, an event in the other)."""
+    test = _test(above, below, None, kind, "raw")
     base = select(t, where)
-    va, vb = select(base, a), select(base, b)
-    ea = va.assign(_e=_events(va, event, failed_as)).set_index(list(pair))["_e"]
-    eb = vb.assign(_e=_events(vb, event, failed_as)).set_index(list(pair))["_e"]
+    fa, fb = (0.0, 1.0) if test.side == "above" else (1.0, 0.0)
+    ea, bad_a, miss_a = _seed_events(select(base, a), event, fa, per_seed)
+    eb, bad_b, miss_b = _seed_events(select(base, b), event, fb, per_seed)
     both = pd.concat([ea.rename("a"), eb.rename("b")], axis=1).dropna()
     effect, ci = stats.paired_rate_interval(both["a"].to_numpy(), both["b"].to_numpy())
-    n_seeds = both.index.get_level_values("seed").nunique() if len(both) else 0
-    ev = (f"{what}: {label(a)} {int(both['a'].sum())}/{len(both)}, {label(b)} {int(both['b'].sum())}/{len(both)}; "
-          f"difference {_fmt(effect, '+.2f')}, 95% CI {stats.interval_text(ci, '+.2f')} (Newcombe, paired, "
-          f"{len(both)} pairs from {n_seeds} seeds)." + (f" {note}" if note else ""))
-    failure = f"a diverged trial counts as {'an event' if failed_as else 'no event'}"
-    return _verdict(part, claim, effect, ci, "rate difference", _rule("Newcombe (paired)", above, below, "", failure),
-                    n_seeds, "Newcombe (paired)", ev, above, below, {"pairs": len(both)})
+    ka, kb = int(both["a"].sum()), int(both["b"].sum())
+    read = {"any": " (a seed counts if any of its trials has the event)",
+            "all": " (a seed counts if all of its trials have the event)"}.get(per_seed, "")
+    ev = (f"{what}{read}: {label(a)} {ka}/{len(both)} seeds, {label(b)} {kb}/{len(both)}; difference "
+          f"{_fmt(effect, '+.2f')}, 95% CI {stats.interval_text(ci, '+.2f')} (Newcombe, paired by seed); "
+          f"{bad_a + bad_b} trials failed." + (f" {note}" if note else ""))
+    failure = "a trial that raised counts against the claim"
+    return _verdict(part, claim, test, effect, ci, "rate difference", _rule("Newcombe (paired)", test, "", failure),
+                    len(both), "Newcombe (paired)", ev, {"pairs": len(both), "failed": bad_a + bad_b,
+                                                         "missing": miss_a + miss_b, "events": ka + kb})
 
 
 # --- tables -----------------------------------------------------------------------------------

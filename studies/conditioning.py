@@ -140,19 +140,19 @@ def measure(df, curves, ctx):
 def verdict(t, ctx):
     s = ctx.setup
     w = f"updates {s['window']}-{s['steps']}"
-    return [kit.mean(t, "gn_slope", part="(a) gradient norm grows", above=0.0, worse="lower", fmt=".3f",
+    return [kit.mean(t, "gn_slope", part="(a) gradient norm grows", above=0.0, fmt=".3f",
                      unit="log units / 100 updates", what=f"slope of log(minibatch gradient norm), {w}",
                      claim=f"OLS slope of log(gradient norm) vs update over {w} > 0"),
-            kit.mean(t, "err_slope", part="(b) test error falls", below=0.0, worse="higher", fmt=".3f",
+            kit.mean(t, "err_slope", part="(b) test error falls", below=0.0, fmt=".3f",
                      unit="pp / 100 updates", what=f"slope of the test error, {w}",
                      claim=f"OLS slope of the test classification error vs update over {w} < 0"),
             kit.mean(t, "relerr_half_small", part=f"(c) Taylor with 1/2 at eps = {s['eps_small']:g}",
-                     below=SMALL_TOL, worse="higher", fmt=".3g", unit="relative error",
+                     below=SMALL_TOL, scale="log", fmt=".3g", unit="relative error",
                      what=f"eps = {s['eps_small']:g}: median |1/2-form prediction - measured| / |measured|",
                      claim=f"relative error of 1/2 eps^2 g^T H g - eps g^T g at eps = {s['eps_small']:g} "
                            f"< {SMALL_TOL:g}"),
             kit.mean(t, "relerr_gap_lr", part=f"(d) 1/2 form beats the notes' form at eps = lr = {s['eps_lr']:g}",
-                     above=0.0, worse="lower", fmt=".3g", unit="relative error",
+                     above=0.0, fmt=".3g", unit="relative error",
                      what=f"eps = {s['eps_lr']:g}: relative error without the 1/2 minus with it",
                      claim=f"at the training rate eps = {s['eps_lr']:g}, the no-1/2 form's minus the 1/2 form's "
                            "relative error > 0")]

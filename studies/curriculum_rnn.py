@@ -40,11 +40,11 @@ accuracy with greedy decoding (every character right, end symbol included), both
 Verdict (each per seed the mean over the target difficulties, then Student t over seeds, paired
 by seed; a diverged trial counts as 0 % accuracy), for both metrics:
 (1) combined's minus baseline's accuracy > 0;
-(2) combined's minus mix's accuracy > -2 pp;
-(3) combined's minus naive's accuracy > -2 pp.
-The margin, 2 percentage points, is about one test set's sampling error of a trial's accuracy (500
-answers: whole-answer standard error up to 2.2 pp; per-character about 1 pp), so "at least as good"
-tolerates no more than the test set's own noise. Whether naive falls below baseline (the paper
+(2) combined's minus mix's accuracy > 0;
+(3) combined's minus naive's accuracy > 0.
+The claim says combined trains *better* than each of the others, so every part is a superiority
+test (earlier versions tested (2) and (3) as non-inferiority within 2 pp, which the claim's
+words do not say). Whether naive falls below baseline (the paper
 says it can) is reported in a table with its interval, as found, not as a part.
 
 Full budget: the paper's setting: 2 layers of 400 units, 400-d embedding, target difficulties 6
@@ -81,7 +81,6 @@ SEEDS = {"smoke": 2, "quick": 5, "full": 5}
 ORDER = ["baseline", "naive", "mix", "combined"]
 CURRICULUM_ARMS = ["naive", "combined"]
 METRICS = {"char_pct": "per-character accuracy (teacher forcing)", "seq_pct": "whole-answer accuracy (greedy)"}
-MARGIN_PP = 2.0  # non-inferiority margin of parts (2) and (3), percentage points of accuracy
 
 
 def _setup(targets, steps, width, depth, batch, optim, n_test, n_val, check_every, eval_every, lr_decay=1.0):
@@ -143,16 +142,15 @@ def measure(df, curves, ctx):
 
 def verdict(t, ctx):
     targets = ", ".join(str(x) for x in ctx.setup["targets"])
-    acc = dict(unit="pp", worse="lower", worst=0.0, fmt=".1f",
+    acc = dict(unit="pp", worst=0.0, fmt=".1f",
                note=f"Per seed the mean over target difficulties {targets}; a diverged trial counts as 0 % accuracy.")
     comb = {"strategy": "combined"}
     parts = []
-    for n, (other, above) in enumerate((("baseline", 0.0), ("mix", -MARGIN_PP), ("naive", -MARGIN_PP)), start=1):
+    for n, other in enumerate(("baseline", "mix", "naive"), start=1):  # "better": superiority over each
         for letter, (metric, what) in zip("ab", METRICS.items()):
-            side = "> 0" if above == 0 else f"> -{MARGIN_PP:g} pp"
-            parts.append(kit.difference(t, metric, comb, {"strategy": other}, above=above,
+            parts.append(kit.difference(t, metric, comb, {"strategy": other}, above=0.0,
                                         part=f"({n}{letter}) combined vs {other}, {metric.split('_')[0]}",
-                                        claim=f"combined's minus {other}'s {what} at the target {side}", **acc))
+                                        claim=f"combined's minus {other}'s {what} at the target > 0", **acc))
     return parts
 
 

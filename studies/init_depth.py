@@ -31,8 +31,9 @@ seed): the least-squares slope of log2(updates) against log2(depth) over the fou
 (exponent k of updates ~ depth^k; 0 = independent of depth).
 
 Verdict (one slope per seed; 95% Student-t intervals over seeds):
-(a) orthogonal: slope < 0.25 (over the 8-fold range of depth, at most 1.7x the updates; a
-    slope below 0, faster with depth, also passes: the claim is "does not grow");
+(a) orthogonal: slope inside (-0.25, 0.25), an equivalence test (two one-sided tests at 2.5%
+    each): the claim is "nearly independent of depth", flat, so the slope must be shown close
+    to 0 from both sides (over the 8-fold range of depth, within a factor 1.7 of the updates);
 (b) Gaussian's minus orthogonal's slope > 0 (paired by seed);
 (c) Gaussian: slope > 0 (its updates grow with depth).
 
@@ -66,7 +67,7 @@ TUNE = kit.Tune("lr_scale", within=("init", "depth"), score="train_loss_full",
 
 INITS = {"orthogonal": InitConfig("orthogonal"), "Gaussian": InitConfig("lecun")}  # arm label -> initializer
 ORDER = list(INITS)
-SLOPE_MAX = 0.25  # part (a): orthogonal's exponent of updates ~ depth^k stays below this
+SLOPE_MAX = 0.25  # part (a): orthogonal's exponent of updates ~ depth^k stays inside +-this (flat)
 
 SETUP = {  # data, width, depths, updates, recording interval, batch, the lr = c / depth grid, the criterion (nats)
     "smoke": {"data": DataConfig("mnist5k", n_train=200, n_test=100), "width": 8, "depths": [2, 4], "steps": 10,
@@ -140,9 +141,11 @@ def verdict(t, ctx):
             + ", ".join(f"{k} {v}" for k, v in censored.items()) + ".")
     common = dict(unit="exponent", diverged_fails=False, fmt=".3f", note=note)
     return [
-        kit.mean(t, "slope", where={"init": "orthogonal"}, below=SLOPE_MAX, part="(a) orthogonal: flat in depth",
+        kit.mean(t, "slope", where={"init": "orthogonal"}, within=(-SLOPE_MAX, SLOPE_MAX),
+                 part="(a) orthogonal: flat in depth",
                  what="orthogonal, slope of log2(updates to criterion) vs log2(depth)",
-                 claim=f"orthogonal init: exponent k of updates ~ depth^k < {SLOPE_MAX:g}", **common),
+                 claim=f"orthogonal init: exponent k of updates ~ depth^k inside ±{SLOPE_MAX:g} (equivalence: flat)",
+                 **common),
         kit.difference(t, "slope", {"init": "Gaussian"}, {"init": "orthogonal"}, above=0.0,
                        part="(b) Gaussian grows faster than orthogonal",
                        claim="Gaussian's minus orthogonal's exponent k of updates ~ depth^k > 0", **common),

@@ -265,7 +265,7 @@ def verdict(t, ctx):
     parts.append(kit.difference(
         t, "test_err_pp", {"init": "standard"}, {"init": "normalized"}, where={"part": "glorot"},
         part="(2c) test error, standard vs normalized", above=0.0, unit="pp", worst=100 - CHANCE_PP, fmt=".2f",
-        worse="higher", claim="standard's minus normalized's test error > 0 pp (Table 1's direction)",
+        claim="standard's minus normalized's test error > 0 pp (Table 1's direction)",
         note="A diverged trial counts as chance error (90 %)."))
     scale = kit.select(t, {"part": "scale"})
     best = best_gain(t, ctx)

@@ -140,7 +140,7 @@ def measure(df, curves, ctx):
 
 
 def verdict(t, ctx):
-    common = dict(unit="nats", worse="lower", fmt=".4f", above=0.0)
+    common = dict(unit="nats", fmt=".4f", above=0.0)
     return [kit.mean(t, "gain", where={"problem": "classifier"}, part="(a) EMA vs last iterate, classifier",
                      what="classifier: last iterate's minus EMA's final test loss",
                      claim=f"classifier: the last iterate's minus the EMA (a = {EMA_DECAY:g}) model's test loss > 0",

@@ -151,11 +151,11 @@ def verdict(t, ctx):
         worst=100.0))
     parts.append(kit.ratio(t, "time_per_step_ms", {"norm": "BN"}, {"norm": "WN"}, where={"net": timing},
                            part=f"cost per step ({timing})", claim=f"{timing}: BN's / WN's time per update > 1",
-                           above=1.0))
+                           above=1.0, diverged_fails=False))
     parts.append(kit.mean(t, "noise_ratio", where={"net": main, "norm": "plain"}, part="noise parallel to w",
                           claim=f"{main}, plain: mean |cos(gradient noise, w)| / chance level > 1", unit="x chance",
                           what="plain net: gradient noise's alignment with the weights over a random direction's",
-                          above=1.0, worse="lower"))
+                          above=1.0, scale="log"))
     return parts
 
 

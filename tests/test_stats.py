@@ -71,15 +71,20 @@ def test_difference_part_effect_interval_and_n_come_from_the_same_values():
     assert "+1.28" in v.evidence and "n=5 seeds" in v.evidence
 
 
-def test_a_failed_trial_takes_the_worst_value_and_keeps_its_seed():
+def test_a_failed_trial_keeps_its_seed_and_never_lands_on_the_passing_side():
     t = frame([1.0, 1.1, 0.9, 1.0, 1.05], [2.0, 2.1, np.nan, 1.9, 2.0], status_b=["ok", "ok", "diverged", "ok", "ok"])
     v = kit.difference(t, "x", {"m": "a"}, {"m": "b"}, part="p", claim="c", unit="u", below=0)
     assert v.n == 5  # the diverged seed is not dropped
-    assert v.details["failed"] == 1 and "worst value" in v.rule
-    # lower is better here ("higher" is worse): b's failed trial counts as b's worst, 2.1
-    assert v.effect == pytest.approx(np.mean([1.0 - 2.0, 1.1 - 2.1, 0.9 - 2.1, 1.0 - 1.9, 1.05 - 2.0]))
+    assert v.details["failed"] == 1 and "counts as the threshold (0)" in v.rule
+    # the failed seed's difference counts at the threshold, 0 (no stated value for a failure)
+    assert v.effect == pytest.approx(np.mean([1.0 - 2.0, 1.1 - 2.1, 0.0, 1.0 - 1.9, 1.05 - 2.0]))
+    # a stated value for b's failure (100) would put that seed far on the passing side: the threshold wins
     w = kit.difference(t, "x", {"m": "a"}, {"m": "b"}, part="p", claim="c", unit="u", below=0, worst=100.0)
-    assert w.effect == pytest.approx(np.mean([-1.0, -1.0, 0.9 - 100, -0.9, -0.95]))
+    assert w.effect == pytest.approx(v.effect)
+    # a stated value on the not-reproduced side is kept (stricter than the threshold)
+    t2 = frame([1.0, 1.1, np.nan, 1.0, 1.05], [2.0, 2.1, 2.0, 1.9, 2.0], status_a=["ok", "ok", "diverged", "ok", "ok"])
+    u = kit.difference(t2, "x", {"m": "a"}, {"m": "b"}, part="p", claim="c", unit="u", below=0, worst=100.0)
+    assert u.details["per_seed"][2] == pytest.approx(100.0 - 2.0)
 
 
 def test_ratio_averages_within_a_seed_first():
@@ -89,12 +94,17 @@ def test_ratio_averages_within_a_seed_first():
     assert v.n == 5 and v.effect == pytest.approx(2.0) and v.method == "log-t"
 
 
-def test_paired_rates_count_a_diverged_trial_as_stated():
-    t = frame([1] * 6, [0] * 6, status_a=["ok"] * 5 + ["diverged"])
+def test_paired_rates_count_a_trial_that_raised_against_the_claim():
+    t = frame([1] * 6, [0] * 6, status_a=["ok"] * 5 + ["error"])
     v = kit.paired_rates(t, "x", {"m": "a"}, {"m": "b"}, part="p", claim="c", what="w", above=0)
     assert v.effect == pytest.approx(5 / 6) and v.n == 6 and v.word == "reproduced"
-    e = kit.paired_rates(t, "x", {"m": "a"}, {"m": "b"}, part="p", claim="c", what="w", above=0, failed_as=1.0)
-    assert e.effect == pytest.approx(1.0)
+    # a diverged trial's event is the study's to define: it counts as given
+    d = frame([1] * 6, [0] * 6, status_a=["ok"] * 5 + ["diverged"])
+    assert kit.paired_rates(d, "x", {"m": "a"}, {"m": "b"}, part="p", claim="c", what="w", above=0).effect == 1.0
+    # b's error counts as an event of b (against "a's rate is higher")
+    e = frame([1] * 6, [0] * 6, status_b=["ok"] * 5 + ["error"])
+    assert kit.paired_rates(e, "x", {"m": "a"}, {"m": "b"}, part="p", claim="c", what="w", above=0).effect == \
+        pytest.approx(5 / 6)
 
 
 def test_rate_part_uses_clopper_pearson():

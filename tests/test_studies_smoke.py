@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from oplab import cli
@@ -27,15 +28,29 @@ def test_study_smoke(study, tmp_path):
     assert v["study"] == study.NAME and v["budget"] == "smoke" and v["n_missing"] == 0
     assert v["figures"] and all((out / f).stat().st_size > 5000 for f in v["figures"])
     assert v["parts"], "a verdict needs at least one tested part"
+    pooled = v["pooled_seeds"]
+    assert pooled == v["seeds"] + [s + 100 for s in v["seeds"]]
     for p in v["parts"]:
-        # smoke runs 2 seeds: no part may give a decisive word on them
+        # smoke pools 2 + 2 seeds: no part may give a decisive word on them
         assert p["word"] == "inconclusive" and p["shown"] == "inconclusive (n < 5)"
+        # ...but every part must have looked at real values: one finite value for every seed, no finished
+        # trial without a finite value (a measure returning NaN), and an evidence sentence with numbers
+        d = p["details"]
+        assert d.get("missing", 0) == 0, (p["part"], p["evidence"])
+        if "per_seed" in d:
+            assert sorted(map(int, d["per_seed"])) == pooled, p["part"]
+            assert all(np.isfinite(x) for x in d["per_seed"].values()), (p["part"], d["per_seed"])
+        else:  # a rate part: one event a seed
+            assert p["n"] == len(pooled), p["part"]
+        assert p["evidence"] and "—" not in p["evidence"].split(";")[0], p["evidence"]
+        assert p["reason"].startswith("only 4 seeds"), p["reason"]
+        assert set(p["halves"]) == {"verdict", "replication"} and all(h["n"] == 2 for h in p["halves"].values())
         assert {"part", "claim", "effect", "ci", "unit", "rule", "evidence", "n", "method"} <= set(p)
         assert len(p["ci"]) == 2 and p["method"] and p["method"] in p["rule"] and "n >= 5" in p["rule"]
     assert v["word"] == "inconclusive"
     rep = v["replication"]
     assert rep["seeds"] == [s + 100 for s in v["seeds"]] and rep["of"] == len(v["parts"])
-    assert "Replicated:" in (out / "README.md").read_text()
+    assert "Halves:" in (out / "README.md").read_text()
     index = (tmp_path / "README.md").read_text()
     assert f"[{study.NAME}]" in index and "Scorecard" in index
 

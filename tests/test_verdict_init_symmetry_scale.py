@@ -52,7 +52,8 @@ def test_a_failed_trial_counts_against_its_arm():
     assert got["(1) symmetry: random vs zero init"] == "not reproduced"  # 10 % < zero's 30 %
     assert got["(2a) activation std across layers"] == "reproduced"
     assert got["(2b) back-propagated gradient std across layers"] == "reproduced"
-    assert got["(2c) test error, standard vs normalized"] == "reproduced"  # standard counts as 90 % error
+    # standard's 90 % error would favour the claim: its failed seeds count at the threshold instead
+    assert got["(2c) test error, standard vs normalized"] == "not reproduced"
     assert got["(3a) weight scale: best vs largest"] == "not reproduced"
     assert got["(3b) weight scale: best vs smallest"] == "not reproduced"
 
