@@ -23,9 +23,12 @@ from oplab import kit, plots, staleness, stats
 from oplab.records import Record, atomic_write
 
 
-def frame(specs: list, recs: dict[str, Record]) -> pd.DataFrame:
+def frame(specs: list, recs: dict[str, Record], cost_of=None) -> pd.DataFrame:
     """One row per (arm, seed, block): the arm's factors as plain columns, then final metrics,
-    status and timings. The record's documented `extra` (e.g. the initializer's report) rides along."""
+    status and timings. The record's documented `extra` (e.g. the initializer's report) rides along.
+    With `cost_of` (trial -> {updates, flops, ...}, oplab.estimate.record_cost: counted from the
+    trial's config, pre-training and hint stages included, a teacher's own training apart) each row
+    carries its cost, which verdict parts compare."""
     rows = []
     for s in specs:
         rec = recs.get(s.key)
@@ -36,6 +39,8 @@ def frame(specs: list, recs: dict[str, Record]) -> pd.DataFrame:
         row.update({"status": rec.status, "diverged_step": rec.diverged_step})
         row.update(rec.final)
         row.update(rec.timings)
+        if cost_of is not None:
+            row.update(cost_of(s.trial))
         row["extra"] = rec.extra
         rows.append(row)
     return pd.DataFrame(rows)
@@ -89,26 +94,78 @@ def _judge(study: ModuleType, df: pd.DataFrame, cv: dict, ctx: kit.Context):
     return t, study.verdict(t, ctx)
 
 
-def _block(df: pd.DataFrame, cv: dict[str, pd.DataFrame], block: str):
+def _block(df: pd.DataFrame, cv: dict[str, pd.DataFrame], blocks: str | tuple[str, ...]):
+    blocks = (blocks,) if isinstance(blocks, str) else blocks
     if df.empty:
         return df, {}
-    return df[df["block"] == block].reset_index(drop=True), {k: v[v["block"] == block] for k, v in cv.items()}
+    return (df[df["block"].isin(blocks)].reset_index(drop=True),
+            {k: v[v["block"].isin(blocks)] for k, v in cv.items()})
+
+
+def _half(v: stats.Verdict | None) -> dict | None:
+    if v is None:
+        return None
+    return {"word": v.word, "shown": v.shown, "effect": v.effect, "ci": list(v.ci), "n": v.n}
+
+
+def headline(pooled: list, halves: dict[str, list]) -> list[dict]:
+    """The headline parts (judged on the pooled seeds) as dicts, each with its halves' words and
+    effects, the plug-in chance that the halves agree, and its reason (halves included)."""
+    by_half = {name: {v.part: v for v in parts} for name, parts in halves.items()}
+    out = []
+    for v in pooled:
+        d = v.to_dict()
+        hs = {name: _half(parts.get(v.part)) for name, parts in by_half.items()}
+        d["halves"] = hs
+        if len(hs) == 2 and all(hs.values()):
+            a, b = (h["n"] for h in hs.values())
+            d["expected_agreement"] = stats.expected_agreement(d, a, b)
+            words = {h["word"] for h in hs.values()}
+            d["halves_agree"] = len(words) == 1
+            d["halves_opposite"] = words == {"reproduced", "not reproduced"}
+        d["reason"] = stats.reason(d, hs if len(hs) == 2 else None)
+        out.append(d)
+    return out
+
+
+def tuning_bracket(tuning: pd.DataFrame, tune) -> list[dict]:
+    """Per tuned group: the chosen level and whether the grid brackets it (a level on each side)."""
+    if tune is None or tuning is None or tuning.empty or "chosen" not in tuning:
+        return []
+    rows = []
+    for key, g in tuning.groupby(list(tune.within), sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        levels = sorted(g[tune.factor].unique())
+        chosen = g.loc[g["chosen"], tune.factor]
+        if chosen.empty:
+            continue
+        c = chosen.iloc[0]
+        where = ("a single level" if len(levels) == 1 else "inside the grid" if levels[0] < c < levels[-1]
+                 else "at the low edge" if c == levels[0] else "at the high edge")
+        rows.append({"group": dict(zip(tune.within, key)), "chosen": c, "levels": levels, "where": where})
+    return rows
 
 
 def write_study(study: ModuleType, plan, recs: dict[str, Record], results_dir: Path,
-                env: dict | None = None) -> dict:
+                env: dict | None = None, cost_of=None, unreadable: list[str] | None = None) -> dict:
     """Write results/<study>/{table*.csv, table.md, *.png, verdict.json, README.md, section.md}
-    from the plan's stored records; return the verdict dict. With `env` (oplab.staleness'
-    current environment) the page says how many records come from another environment or code."""
+    from the plan's stored records; return the verdict dict. The headline word of each part is
+    judged on the verdict and replication seeds pooled (fixed before any data); each block's own
+    word is shown beside it. With `env` (oplab.staleness' current environment) the page says how
+    many records come from another environment or code; with `cost_of` (oplab.estimate.record_cost)
+    each trial's cost enters the frame, so parts can say when arms differ in compute. With
+    `unreadable` (the files of damaged records of this study) the page says so and gives no word:
+    a verdict is never given on partial data."""
     out = Path(results_dir) / study.NAME
     specs = plan.tuning + plan.trials
     used = {s.key: recs[s.key] for s in specs if s.key in recs}
     stale = staleness.stale_line(used.values(), env) if env is not None else ""
-    inputs = inputs_digest(study, plan, specs, recs, stale)
+    unreadable = sorted(unreadable or [])
+    inputs = inputs_digest(study, plan, specs, recs, stale + "".join(f"|unreadable:{f}" for f in unreadable))
     kept = _unchanged(out, inputs)
     if kept is not None:  # the same records, code and seeds as the page on disk: it stands as written
         return kept
-    df_all = frame(specs, recs)
+    df_all = frame(specs, recs, cost_of)
     cv_all = curves(specs, recs)
     tuning, _ = _block(df_all, {}, "tuning")
     if plan.tune is not None and len(tuning):
@@ -118,18 +175,21 @@ def write_study(study: ModuleType, plan, recs: dict[str, Record], results_dir: P
     def context(block: str, seeds: list[int]) -> kit.Context:
         return kit.Context(plan.budget, tuple(seeds), block, setup, tuning if plan.tune else None, plan.tune)
 
-    ctx = context("verdict", plan.seeds)
-    df, cv = _block(df_all, cv_all, "verdict")
-    t, verdicts = _judge(study, df, cv, ctx)
+    blocks = ("verdict", "replication") if plan.replication else ("verdict",)
+    seeds_all = list(plan.seeds) + list(plan.replication)
+    df, cv = _block(df_all, cv_all, blocks)
+    ctx = context("pooled" if plan.replication else "verdict", seeds_all)
+    t, pooled = _judge(study, df, cv, ctx)
+    halves: dict[str, list] = {}
+    if plan.replication:
+        for block, seeds in (("verdict", plan.seeds), ("replication", plan.replication)):
+            bdf, bcv = _block(df_all, cv_all, block)
+            halves[block] = _judge(study, bdf, bcv, context(block, seeds))[1] if len(bdf) else []
+    parts = headline(pooled, halves)
     tables = study.tables(t, cv, ctx)
     plots.theme()  # the figures' style, whether or not the study draws through oplab.plots
     figures = study.figures(t, cv, ctx)
-    replication = None
-    if plan.replication:
-        rdf, rcv = _block(df_all, cv_all, "replication")
-        if len(rdf):
-            _, rep = _judge(study, rdf, rcv, context("replication", plan.replication))
-            replication = _replication(verdicts, rep, plan.replication)
+    replication = _replication(parts, halves, plan.seeds, plan.replication) if plan.replication else None
 
     files: dict[str, bytes] = {}
     table_md = []
@@ -157,9 +217,12 @@ def write_study(study: ModuleType, plan, recs: dict[str, Record], results_dir: P
         "source": study.SOURCE,
         "budget": plan.budget,
         "seeds": list(plan.seeds),
-        "word": stats.overall(verdicts),
-        "parts": [v.to_dict() for v in verdicts],
+        "pooled_seeds": seeds_all,
+        "word": stats.overall(parts) if not unreadable else f"incomplete ({len(unreadable)} records unreadable)",
+        "unreadable": unreadable,
+        "parts": parts,
         "replication": replication,
+        "tuning": tuning_bracket(tuning, plan.tune),
         "protocol": protocol(plan),
         "n_trials": len(used),
         "n_missing": len({s.key for s in specs} - set(recs)),
@@ -174,7 +237,7 @@ def write_study(study: ModuleType, plan, recs: dict[str, Record], results_dir: P
         "provenance": _provenance_summary(unique),
         "inputs": inputs,
     }
-    files["verdict.json"] = (json.dumps(verdict, indent=1, default=float) + "\n").encode()
+    files["verdict.json"] = (json.dumps(verdict, indent=1, default=_json_default) + "\n").encode()
     files["README.md"] = study_section(study, verdict, table_md, level=1).encode()
     # the same section one heading level down, with paths from results/, for results/README.md
     files["section.md"] = study_section(study, verdict, table_md, level=2, prefix=f"{study.NAME}/").encode()
@@ -188,6 +251,12 @@ def write_study(study: ModuleType, plan, recs: dict[str, Record], results_dir: P
     return verdict
 
 
+def _json_default(x):
+    if hasattr(x, "item"):  # numpy scalars
+        return x.item()
+    return float(x)
+
+
 # the code that turns records into a page: a change to any of it rebuilds every page
 REPORT_CODE = ("report.py", "kit.py", "stats.py", "plots.py", "staleness.py")
 REPORT_PACKAGES = ("matplotlib", "pandas", "numpy", "scipy", "seaborn")
@@ -195,18 +264,17 @@ REPORT_PACKAGES = ("matplotlib", "pandas", "numpy", "scipy", "seaborn")
 
 def inputs_digest(study: ModuleType, plan, specs: list, recs: dict[str, Record], stale: str) -> str:
     """A digest of everything a study's page is computed from: its seed blocks, each used record
-    (key, status, training date and wall time: a retrained record differs in the last two), the
-    stale line, the study's source, the report code and the versions of the packages that draw
-    and compute it."""
-    from oplab.records import package_version
+    (key, block, status and a digest of its whole content, oplab.records.digest: a retrained record,
+    or one edited in place, differs), the keys of the missing (or unreadable) ones, the stale line,
+    the study's source, the report code and the versions of the packages that draw and compute it."""
+    from oplab.records import digest, package_version
 
     here = Path(__file__).parent
     sources = [Path(study.__file__).read_bytes(), *((here / name).read_bytes() for name in REPORT_CODE)]
     parts = {
         "budget": plan.budget, "seeds": list(plan.seeds), "replication": list(plan.replication),
         "tuning_seeds": list(plan.tuning_seeds),
-        "records": [(sp.key, sp.block, recs[sp.key].status, recs[sp.key].provenance.get("date", ""),
-                     recs[sp.key].timings.get("wall_s")) for sp in specs if sp.key in recs],
+        "records": [(sp.key, sp.block, recs[sp.key].status, digest(recs[sp.key])) for sp in specs if sp.key in recs],
         "missing": sorted({sp.key for sp in specs} - set(recs)),
         "stale": stale,
         "code": [hashlib.sha256(b).hexdigest() for b in sources],
@@ -253,7 +321,7 @@ def _seed_text(seeds: list[int]) -> str:
 
 
 def protocol(plan) -> str:
-    """How the seeds were used, in one paragraph (written into the report)."""
+    """How the seeds were used and what each word means, in one paragraph (written into the report)."""
     parts = []
     if plan.tune is not None:
         t = plan.tune
@@ -261,29 +329,48 @@ def protocol(plan) -> str:
                      f"mean `{t.score}` (a training metric; a failed trial counts as +inf) on tuning seeds "
                      f"{_seed_text(plan.tuning_seeds)}, which decide no verdict; only the chosen arms are trained "
                      "on the verdict seeds.")
-    parts.append(f"Verdict seeds: {_seed_text(plan.seeds)}.")
     if plan.replication:
-        parts.append(f"Replication: the same verdict on seeds {_seed_text(plan.replication)} (verdict seeds + "
-                     f"{kit.REPLICATION_OFFSET}).")
-    parts.append(f"Intervals are 95%: Student t for means of per-seed values and paired differences, t on log "
-                 f"ratios for ratios, Clopper-Pearson for rates, Newcombe's paired interval for paired rates; a "
-                 f"part needs at least {stats.MIN_SEEDS} seeds for a decisive word. The study reads \"reproduced\" "
-                 "only if every part does, which keeps its false-positive rate at a single part's (2.5%, one-sided) "
+        parts.append(f"Headline: each part is judged once, on verdict seeds {_seed_text(plan.seeds)} and "
+                     f"replication seeds {_seed_text(plan.replication)} pooled (both blocks fixed before any data, "
+                     f"{len(plan.seeds) + len(plan.replication)} seeds); each block's own word is shown beside it "
+                     "and does not enter the headline.")
+    else:
+        parts.append(f"Headline: each part is judged on seeds {_seed_text(plan.seeds)} (no replication block in "
+                     "this run: `--replicate` adds it and pools both).")
+    parts.append(f"Intervals are 95%: Student t for means of per-seed values and paired differences, t on logs "
+                 f"for ratios and positive skewed quantities, Clopper-Pearson for rates, Newcombe's paired interval "
+                 f"for paired rates, always one value per seed; a part needs at least {stats.MIN_SEEDS} seeds for a "
+                 "decisive word. A superiority or non-inferiority part is reproduced when the interval lies wholly "
+                 "beyond its threshold; an equivalence part when it lies wholly inside its band (two one-sided tests "
+                 "at 2.5% each); each is not reproduced when the interval lies wholly on the other side (outside the "
+                 "band). Each part's chance of a false \"reproduced\" is at most 2.5%, one look, no part extended. "
+                 "A failed trial counts at the threshold or beyond it on the not-reproduced side. The study reads "
+                 "\"reproduced\" only if every part does, which keeps its false-positive rate at a single part's "
                  "without a multiple-comparison correction.")
     return " ".join(parts)
 
 
-def _replication(main: list, rep: list, seeds: list[int]) -> dict:
-    by_part = {v.part: v for v in rep}
-    rows, agree = [], 0
-    for v in main:
-        r = by_part.get(v.part)
-        same = r is not None and r.word == v.word
+def _replication(parts: list[dict], halves: dict[str, list], seeds: list[int], rep_seeds: list[int]) -> dict:
+    """The two halves side by side: per part, each block's word, whether they agree, whether they
+    give opposite decisive words, and the plug-in chance of agreement given the pooled estimate."""
+    rep = {v.part: v for v in halves.get("replication", [])}
+    rows, agree, opposite, expected = [], 0, 0, 0.0
+    for d in parts:
+        h = d.get("halves", {})
+        vh, rh = h.get("verdict"), h.get("replication")
+        r = rep.get(d["part"])
+        same = bool(vh and rh and vh["word"] == rh["word"])
         agree += same
-        rows.append({"part": v.part, "word": v.word, "replication_word": r.shown if r else "missing",
+        opposite += bool(d.get("halves_opposite"))
+        expected += d.get("expected_agreement") or 0.0
+        rows.append({"part": d["part"], "word": vh["word"] if vh else "missing",
+                     "replication_word": r.shown if r else "missing",
                      "effect": r.effect if r else float("nan"), "ci": list(r.ci) if r else [float("nan")] * 2,
-                     "n": r.n if r else 0, "agree": bool(same)})
-    return {"seeds": list(seeds), "word": stats.overall(rep), "parts": rows, "agree": agree, "of": len(main)}
+                     "n": r.n if r else 0, "agree": same, "expected_agreement": d.get("expected_agreement")})
+    return {"seeds": list(rep_seeds), "verdict_seeds": list(seeds),
+            "word": stats.overall(halves.get("replication", [])),
+            "verdict_word": stats.overall(halves.get("verdict", [])), "parts": rows, "agree": agree, "of": len(parts),
+            "opposite": opposite, "expected_agree": round(expected, 2)}
 
 
 def _provenance_summary(recs) -> dict:
@@ -303,38 +390,83 @@ def _ci(p: dict) -> str:
 
 def _replicated(v: dict) -> str:
     r = v.get("replication")
-    return f"{r['agree']}/{r['of']} parts agree" if r else "not run"
+    if not r:
+        return "not run"
+    text = f"{r['agree']}/{r['of']} parts agree"
+    if r.get("opposite"):
+        text += f", **{r['opposite']} opposite**"
+    return text
+
+
+KIND_SHORT = {"superiority": "superiority", "non-inferiority": "non-inferiority", "equivalence": "equivalence"}
+
+
+def _kind(p: dict) -> str:
+    test = p.get("test") or {}
+    k = KIND_SHORT.get(test.get("kind", ""), "—")
+    return k + (", log scale" if test.get("scale") == "log" else "")
+
+
+def _half_text(h: dict | None) -> str:
+    if not h:
+        return "—"
+    return f"{h['shown']}: {h['effect']:.3g} {stats.interval_text(tuple(h['ci']))} (n={h['n']})"
+
+
+def _tuning_text(v: dict) -> str:
+    rows = v.get("tuning") or []
+    edge = [r for r in rows if r["where"] not in ("inside the grid",)]
+    if not rows:
+        return ""
+    if not edge:
+        return f"Tuning: the chosen level lies inside its grid in all {len(rows)} tuned groups (optimum bracketed)."
+    items = "; ".join(f"{', '.join(f'{k}={x}' for k, x in r['group'].items())}: {r['chosen']:g} {r['where']} of "
+                      f"{', '.join(f'{lv:g}' for lv in r['levels'])}" if isinstance(r["chosen"], float | int)
+                      else f"{r['group']}: {r['chosen']} {r['where']}" for r in edge)
+    return (f"Tuning: the optimum is not bracketed in {len(edge)} of {len(rows)} tuned groups ({items}); a better "
+            "level may lie beyond the grid.")
 
 
 def study_section(study: ModuleType, v: dict, table_md: list[tuple[str, str]], level: int = 2,
                   prefix: str = "") -> str:
     h = "#" * level
     rep = v.get("replication")
+    pooled = v.get("pooled_seeds", v["seeds"])
     lines = [f"{h} {v['title']} (`{v['study']}`)", "",
              f"**Claim.** {v['claim']}", "", f"**Source.** {v['source']}", "",
-             f"**Verdict: {v['word']}** — budget `{v['budget']}`, seeds {_seed_text(v['seeds'])}, "
-             f"{v['n_trials']} trials ({v['n_diverged']} diverged"
+             f"**Verdict: {v['word']}** — budget `{v['budget']}`, headline on seeds {_seed_text(pooled)}"
+             + (" (verdict and replication blocks pooled)" if rep else "")
+             + f", {v['n_trials']} trials ({v['n_diverged']} diverged"
              + (f", **{v['n_errors']} failed with an error: [errors.md]({prefix}errors.md)**"
                 if v.get("n_errors") else "")
              + f"), {v['compute_s']:.0f} s of compute. "
-             f"**Replicated: {_replicated(v)}**" + (f" (seeds {_seed_text(rep['seeds'])}: {rep['word']})." if rep
-                                                     else " (run with `--replicate`)."), ""]
+             + (f"**Halves: {_replicated(v)}** (verdict seeds {_seed_text(rep['verdict_seeds'])}: "
+                f"{rep['verdict_word']}; replication seeds {_seed_text(rep['seeds'])}: {rep['word']}; about "
+                f"{rep['expected_agree']:.1f} of {rep['of']} expected to agree given the pooled estimates)."
+                if rep else "**Replication: not run** (run with `--replicate`)."), ""]
     if v["n_missing"]:
         lines += [f"*{v['n_missing']} trials are missing from the store: rerun to complete.*", ""]
+    if v.get("unreadable"):
+        lines += [f"**Incomplete: {len(v['unreadable'])} records unreadable** ({', '.join(v['unreadable'])}): no "
+                  "word is given on partial data (the part words below are withheld); rerun without `--report-only` "
+                  "to retrain them.", ""]
     if v.get("stale"):
         lines += [f"*{v['stale']}: `--recompute-stale` trains them again here.*", ""]
-    reps = {r["part"]: r for r in rep["parts"]} if rep else {}
-    lines += ["| part | tested claim | effect [95% CI] | rule | verdict | replication |", "|---|---|---|---|---|---|"]
+    lines += ["| part | test | tested claim | headline effect [95% CI] | headline | verdict seeds "
+              "| replication seeds |",
+              "|---|---|---|---|---|---|---|"]
     for p in v["parts"]:
-        r = reps.get(p["part"])
-        rtext = (f"{r['replication_word']}: {r['effect']:.3g} {stats.interval_text(tuple(r['ci']))} (n={r['n']})"
-                 if r else "—")
-        lines.append(f"| {cell(p['part'])} | {cell(p['claim'])} | {cell(_ci(p))} (n={p['n']}, {p['method']}) | "
-                     f"{cell(p['rule'])} | **{p['shown']}** | {cell(rtext)} |")
+        hs = p.get("halves") or {}
+        lines.append(f"| {cell(p['part'])} | {_kind(p)} | {cell(p['claim'])} | {cell(_ci(p))} (n={p['n']}, "
+                     f"{p['method']}) | **{'withheld' if v.get('unreadable') else p['shown']}** | "
+                     f"{cell(_half_text(hs.get('verdict')))} | "
+                     f"{cell(_half_text(hs.get('replication')))} |")
     lines.append("")
     for p in v["parts"]:
-        lines.append(f"- *{p['part']}*: {p['evidence']}")
-    lines += ["", f"**Protocol.** {v['protocol']}", ""]
+        why = f" **Why {p['word']}:** {p['reason']}." if p.get("reason") else ""
+        lines.append(f"- *{p['part']}*: {p['evidence']}{why} Rule: {p['rule']}.")
+    tuning = _tuning_text(v)
+    lines += ["", f"**Protocol.** {v['protocol']}" + (f" {tuning}" if tuning else ""), ""]
     setup = (study.__doc__ or "").strip()
     if setup:
         lines += [f"{h}# Setup", "", setup, ""]
@@ -366,18 +498,19 @@ def write_index(results_dir: Path, budget_note: str = "") -> Path:
              "rebuild this page without training by `python run_all.py --report-only` (add `--replicate` to "
              "include the replication block). Effects are means over seeds with 95% intervals whose coverage "
              "holds at small n (Student t, t on log ratios, Clopper-Pearson, Newcombe); a part needs at least "
-             f"{stats.MIN_SEEDS} seeds for a decisive word. \"Replicated\" counts the parts whose word is the "
-             "same on a second, disjoint block of seeds.", ""]
+             f"{stats.MIN_SEEDS} seeds for a decisive word. Each headline word is judged on the verdict and "
+             "replication seeds pooled; \"halves\" counts the parts whose word is the same on each block alone.", ""]
     if budget_note:
         lines += [budget_note, ""]
     lines += ["## Scorecard", "",
-              "| study | claim | source | verdict | replicated | seeds | budget | compute |",
+              "| study | claim | source | headline verdict | halves | seeds (pooled) | budget | compute |",
               "|---|---|---|---|---|---|---|---|"]
     for v in verdicts:
         m = re.match(r"(.*?arXiv [\d.]+)", v["source"])  # "Authors year, Title, arXiv id"
         src = m.group(1) if m else v["source"][:80]
         lines.append(f"| [{v['study']}]({v['study']}/README.md) | {cell(v['claim'])} | {cell(src)} | **{v['word']}** | "
-                     f"{_replicated(v)} | {len(v['seeds'])} | {v['budget']} | {v.get('compute_s', 0):.0f} s |")
+                     f"{_replicated(v)} | {len(v.get('pooled_seeds', v['seeds']))} | {v['budget']} | "
+                     f"{v.get('compute_s', 0):.0f} s |")
     for name, err in unreadable:
         lines.append(f"| {name} | — | — | **unreadable verdict.json ({cell(err)}): rebuild with --report-only** "
                      "| — | — | — | — |")
@@ -408,12 +541,13 @@ def _update_project_readme(results_dir: Path, verdicts: list[dict], unreadable: 
     if START not in text or END not in text:
         return
     rel = results_dir.name
-    rows = ["| study | claim | verdict (parts) | replicated | seeds | budget |", "|---|---|---|---|---|---|"]
+    rows = ["| study | claim | headline verdict (parts) | halves | seeds (pooled) | budget |",
+            "|---|---|---|---|---|---|"]
     for v in verdicts:
         parts = cell("; ".join(f"{p['part']}: {p.get('shown', p['word'])}" for p in v["parts"]))
         link = f"[{v['study']}]({rel}/{v['study']}/README.md)"
         rows.append(f"| {link} | {cell(v['claim'])} | **{v['word']}** ({parts}) | {_replicated(v)} | "
-                    f"{len(v['seeds'])} | {v['budget']} |")
+                    f"{len(v.get('pooled_seeds', v['seeds']))} | {v['budget']} |")
     for name, err in unreadable:
         rows.append(f"| {name} | — | **unreadable verdict.json ({cell(err)})** | — | — | — |")
     head, rest = text.split(START, 1)
