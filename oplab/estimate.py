@@ -173,9 +173,10 @@ def record_cost(trial: Trial) -> dict[str, float]:
     return out
 
 
-def study_cost(study: ModuleType, budget: str, seeds: list[int] | None = None, replicate: bool = True) -> Cost:
-    """The cost of a study's whole run at a budget: tuning trials, then verdict (and replication)
-    trials of one chosen level per tuned group, and each teacher once per seed."""
+def _specs(study: ModuleType, budget: str, seeds: list[int] | None, replicate: bool) -> dict:
+    """key -> spec of every trial a run would train: tuning trials, verdict (and replication) trials of
+    one level per tuned group (the chosen one is not known before tuning; any one costs alike), and
+    each teacher once per seed."""
     p = runner.plan(study, budget, seeds if seeds is not None else runner.default_seeds(study, budget), replicate)
     if p.tune is not None:  # the chosen levels are not known before tuning; any one level costs alike
         arms = runner.arms_of(study, budget)
@@ -184,12 +185,19 @@ def study_cost(study: ModuleType, budget: str, seeds: list[int] | None = None, r
             first.setdefault(tuple(a.factors[w] for w in p.tune.within), a.factors[p.tune.factor])
         p.trials = (runner.expand(study, budget, p.seeds, "verdict", first)
                     + runner.expand(study, budget, p.replication, "replication", first))
-    specs, cache = {}, {}
+    specs = {}
     for sp in p.tuning + p.trials:
         specs.setdefault(sp.key, sp)
         t = runner.teacher_spec(sp)
         if t is not None:
             specs.setdefault(t.key, t)
+    return specs
+
+
+def study_cost(study: ModuleType, budget: str, seeds: list[int] | None = None, replicate: bool = True) -> Cost:
+    """The cost of a study's whole run at a budget: tuning trials, then verdict (and replication)
+    trials of one chosen level per tuned group, and each teacher once per seed."""
+    specs, cache = _specs(study, budget, seeds, replicate), {}
     total = Cost()
     for sp in specs.values():
         k = repr(sp.trial)
@@ -197,6 +205,64 @@ def study_cost(study: ModuleType, budget: str, seeds: list[int] | None = None, r
             cache[k] = trial_cost(sp.trial)
         total = total + cache[k]
     return total
+
+
+@dataclass
+class CpuTime:
+    """A run's CPU time on the machine whose records are stored: trials already stored count their
+    measured wall time, the others their updates times the study's measured time per update."""
+
+    seconds: float = 0.0
+    measured: int = 0  # trials whose own record gives the time
+    scaled: int = 0  # trials timed from the study's stored records' time per update
+    unknown: int = 0  # trials of a study with no stored record to time them by
+    cpus: tuple = ()
+
+    def __add__(self, other: CpuTime) -> CpuTime:
+        return CpuTime(self.seconds + other.seconds, self.measured + other.measured, self.scaled + other.scaled,
+                       self.unknown + other.unknown, tuple(sorted(set(self.cpus) | set(other.cpus))))
+
+    def text(self) -> str:
+        if not (self.measured or self.scaled):
+            return "CPU time unknown (no stored records of this study to time it by)"
+        where = f" ({', '.join(self.cpus)})" if self.cpus else ""
+        extra = f", {self.unknown} trials not timed" if self.unknown else ""
+        return (f"about {self.seconds / 60:,.1f} CPU-minutes one trial after another{where}: {self.measured} trials "
+                f"measured, {self.scaled} scaled from the stored records' time per update{extra}")
+
+
+def cpu_time(study: ModuleType, budget: str, results_dir, seeds: list[int] | None = None,
+             replicate: bool = True) -> CpuTime:
+    """The CPU time of a study's run from the records stored under `results_dir` (the quick budget's
+    are committed): a stored trial's own wall time; another trial's updates (pre-training and hint
+    stages included) times the median time per update of the study's stored records."""
+    import statistics
+    from pathlib import Path
+
+    store = runner.Store(Path(results_dir), study.NAME)
+    folder = store.path("x").parent
+    per_update, cpus = [], set()
+    for f in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        rec = store.load(f.stem)
+        if rec is None or rec.status == "error":
+            continue
+        ups = sum(float(rec.final.get(k) or 0) for k in ("steps", "pretrain_updates")) or 0.0
+        if ups > 0 and rec.timings.get("wall_s"):
+            per_update.append(rec.timings["wall_s"] / ups)
+            cpus.add(str(rec.provenance.get("cpu", "")) or "unknown CPU")
+    rate = statistics.median(per_update) if per_update else None
+    out = CpuTime(cpus=tuple(sorted(cpus)))
+    for key, sp in _specs(study, budget, seeds, replicate).items():
+        rec = store.load(key)
+        if rec is not None and rec.status != "error" and rec.timings.get("wall_s") is not None:
+            out.seconds += float(rec.timings["wall_s"])
+            out.measured += 1
+        elif rate is not None:
+            out.seconds += rate * _cached(sp.trial).updates
+            out.scaled += 1
+        else:
+            out.unknown += 1
+    return out
 
 
 def describe(cost: Cost) -> str:

@@ -231,7 +231,7 @@ def curve_value(t: pd.DataFrame, curves: dict[str, pd.DataFrame], table: str, co
 # on the not-reproduced side, else the threshold itself (the band's edge for equivalence), so a
 # part whose every trial failed reads "not reproduced". Every failure is counted in the evidence.
 
-COST_COLUMNS = ("updates", "flops")  # a trial's cost in the frame, counted from its config (oplab.cost)
+COST_COLUMNS = ("cost_updates", "cost_flops")  # a trial's cost in the frame, from its config (report.frame)
 
 
 def _test(above, below, within, kind, scale) -> stats.Test:
@@ -261,12 +261,13 @@ def _failure_rule(value: str, worst: float | None, test: stats.Test, fmt: str) -
 
 def _cost_note(a_rows: pd.DataFrame, b_rows: pd.DataFrame, la: str, lb: str) -> tuple[str, dict]:
     """Say so when two arms' trials differ in cost (updates, pre-training and hint stages included;
-    a teacher's own training apart), from the frame's cost columns."""
-    if "updates" not in a_rows or "updates" not in b_rows or a_rows.empty or b_rows.empty:
+    a teacher's own training apart), from the frame's cost columns (COST_COLUMNS)."""
+    cu, cf = COST_COLUMNS
+    if cu not in a_rows or cu not in b_rows or a_rows.empty or b_rows.empty:
         return "", {}
-    ua, ub = float(a_rows["updates"].mean()), float(b_rows["updates"].mean())
-    fa = float(a_rows["flops"].mean()) if "flops" in a_rows else float("nan")
-    fb = float(b_rows["flops"].mean()) if "flops" in b_rows else float("nan")
+    ua, ub = float(a_rows[cu].mean()), float(b_rows[cu].mean())
+    fa = float(a_rows[cf].mean()) if cf in a_rows else float("nan")
+    fb = float(b_rows[cf].mean()) if cf in b_rows else float("nan")
     cost = {"updates_a": ua, "updates_b": ub, "flops_a": fa, "flops_b": fb}
     differs = not (np.isclose(ua, ub, rtol=0.01) and (not np.isfinite(fa) or np.isclose(fa, fb, rtol=0.05)))
     cost["matched"] = not differs

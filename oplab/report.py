@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from oplab import kit, plots, staleness, stats
+from oplab import forest, kit, plots, staleness, stats
 from oplab.records import Record, atomic_write
 
 
@@ -39,8 +39,8 @@ def frame(specs: list, recs: dict[str, Record], cost_of=None) -> pd.DataFrame:
         row.update({"status": rec.status, "diverged_step": rec.diverged_step})
         row.update(rec.final)
         row.update(rec.timings)
-        if cost_of is not None:
-            row.update(cost_of(s.trial))
+        if cost_of is not None:  # as cost_updates, cost_flops, cost_teacher_updates, ... (kit.COST_COLUMNS)
+            row.update({f"cost_{k}": v for k, v in cost_of(s.trial).items()})
         row["extra"] = rec.extra
         rows.append(row)
     return pd.DataFrame(rows)
@@ -200,6 +200,8 @@ def write_study(study: ModuleType, plan, recs: dict[str, Record], results_dir: P
     files["table.md"] = ("\n\n".join(f"### {n}\n\n{t}" for n, t in table_md) + "\n").encode()
     import matplotlib.pyplot as plt  # loaded already by the figures' theme; a current page (above) never needs it
 
+    figures = {"forest": forest.draw(forest.rows([{"parts": parts}]), f"{study.NAME}: every part at a glance",
+                                     label_study=False), **figures}
     fig_files = []
     for name, fig in figures.items():
         buf = io.BytesIO()
@@ -248,7 +250,23 @@ def write_study(study: ModuleType, plan, recs: dict[str, Record], results_dir: P
         atomic_write(out / name, data)
     if not errors:
         (out / "errors.md").unlink(missing_ok=True)
+    remove_unwritten(out, set(files))
     return verdict
+
+
+PAGE_FILES = ("table*.csv", "*.png")  # what a page writes beside its records; anything else there is left alone
+
+
+def remove_unwritten(out: Path, written: set[str]) -> list[str]:
+    """Remove the tables and figures of an earlier page that this page no longer writes (a renamed
+    table, a dropped figure), so a study's folder holds only what its page links."""
+    gone = []
+    for pattern in PAGE_FILES:
+        for f in out.glob(pattern):
+            if f.is_file() and f.name not in written:
+                f.unlink()
+                gone.append(f.name)
+    return sorted(gone)
 
 
 def _json_default(x):
@@ -258,7 +276,7 @@ def _json_default(x):
 
 
 # the code that turns records into a page: a change to any of it rebuilds every page
-REPORT_CODE = ("report.py", "kit.py", "stats.py", "plots.py", "staleness.py")
+REPORT_CODE = ("report.py", "kit.py", "stats.py", "plots.py", "staleness.py", "forest.py")
 REPORT_PACKAGES = ("matplotlib", "pandas", "numpy", "scipy", "seaborn")
 
 
@@ -415,7 +433,8 @@ def _half_text(h: dict | None) -> str:
 
 def _tuning_text(v: dict) -> str:
     rows = v.get("tuning") or []
-    edge = [r for r in rows if r["where"] not in ("inside the grid",)]
+    rows = [r for r in rows if r["where"] != "a single level"]  # a level fixed by the study: nothing tuned
+    edge = [r for r in rows if r["where"] != "inside the grid"]
     if not rows:
         return ""
     if not edge:
@@ -452,6 +471,10 @@ def study_section(study: ModuleType, v: dict, table_md: list[tuple[str, str]], l
                   "to retrain them.", ""]
     if v.get("stale"):
         lines += [f"*{v['stale']}: `--recompute-stale` trains them again here.*", ""]
+    if "forest.png" in v["figures"]:
+        lines += [f"![every part of this study: its interval against its threshold]({prefix}forest.png)", "",
+                  "*Each part's pooled 95% interval (thick) and each block's (thin), as distance from its threshold "
+                  "in half-widths of the pooled interval: right of the line is the claimed side.*", ""]
     lines += ["| part | test | tested claim | headline effect [95% CI] | headline | verdict seeds "
               "| replication seeds |",
               "|---|---|---|---|---|---|---|"]
@@ -471,7 +494,8 @@ def study_section(study: ModuleType, v: dict, table_md: list[tuple[str, str]], l
     if setup:
         lines += [f"{h}# Setup", "", setup, ""]
     for fig in v["figures"]:
-        lines += [f"![{fig}]({prefix}{fig})", ""]
+        if fig != "forest.png":
+            lines += [f"![{fig}]({prefix}{fig})", ""]
     for name, t in table_md:
         lines += [f"{h}# {name}", "", t, ""]
     paper = getattr(study, "PAPER", "").strip()
@@ -480,9 +504,59 @@ def study_section(study: ModuleType, v: dict, table_md: list[tuple[str, str]], l
     return "\n".join(lines)
 
 
+NOTES = ("the optimization chapter of Goodfellow, Bengio & Courville, *Deep Learning* (2016, ch. 8: \"the notes\") "
+         "and the papers it cites")
+
+
+def tally(verdicts: list[dict]) -> dict:
+    """Counts of study words and part words at the headline, and how the halves agree."""
+    study_words = {"reproduced": 0, "mixed": 0, "not reproduced": 0, "inconclusive": 0, "incomplete": 0}
+    for v in verdicts:
+        w = v["word"].split(" (")[0]
+        study_words[w if w in study_words else "mixed"] += 1
+    parts = [p for v in verdicts for p in v["parts"]]
+    part_words = {w: sum(p["word"] == w for p in parts) for w in stats.WORDS}
+    reps = [v["replication"] for v in verdicts if v.get("replication")]
+    return {"studies": len(verdicts), "study_words": study_words, "parts": len(parts), "part_words": part_words,
+            "halves_agree": sum(r["agree"] for r in reps), "halves_of": sum(r["of"] for r in reps),
+            "opposite": sum(r.get("opposite", 0) for r in reps),
+            "expected_agree": round(sum(r.get("expected_agree", 0.0) for r in reps), 1)}
+
+
+def _tally_text(t: dict) -> str:
+    sw = ", ".join(f"{n} {w}" for w, n in t["study_words"].items() if n)
+    pw = ", ".join(f"{n} {w}" for w, n in t["part_words"].items())
+    halves = (f" Each block of seeds alone gives the same word on {t['halves_agree']} of {t['halves_of']} parts "
+              f"(about {t['expected_agree']:.1f} expected from the pooled estimates' power; "
+              f"{t['opposite']} with opposite decisive words).") if t["halves_of"] else ""
+    return f"**{t['studies']} studies: {sw}. {t['parts']} parts: {pw}.**{halves}"
+
+
+def _forest_index(results_dir: Path, verdicts: list[dict], key: str) -> str:
+    """results/forest.png, every part of every study; redrawn only when the parts' numbers change."""
+    path = results_dir / "forest.png"
+    mark = results_dir / ".forest_inputs"
+    try:
+        if path.is_file() and mark.read_text() == key:
+            return path.name
+    except OSError:
+        pass
+    import matplotlib.pyplot as plt
+
+    fig = forest.draw(forest.rows(verdicts), "Every part of every study: its pooled 95% interval against its "
+                                             "threshold")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    atomic_write(path, buf.getvalue())
+    atomic_write(mark, key.encode())
+    return path.name
+
+
 def write_index(results_dir: Path, budget_note: str = "") -> Path:
-    """results/README.md: the scorecard of every study with a verdict on disk, then its
-    section; results/manifest.json: provenance of each study's records."""
+    """results/README.md, a page read in a minute: what the suite reproduces, the tally, one picture
+    of every part, the scorecard (a line a study, linking its page), the protocol once;
+    results/manifest.json: provenance of each study's records."""
     results_dir = Path(results_dir)
     verdicts, unreadable = [], []
     for f in sorted(results_dir.glob("*/verdict.json")):
@@ -493,32 +567,50 @@ def write_index(results_dir: Path, budget_note: str = "") -> Path:
             verdicts.append(v)
         except (OSError, ValueError) as err:
             unreadable.append((f.parent.name, f"{type(err).__name__}: {err}"))
+    budgets = sorted({v["budget"] for v in verdicts})
     lines = ["# oplab results", "",
-             "Each verdict below is computed from the stored trial records in `<study>/trials/`; "
-             "rebuild this page without training by `python run_all.py --report-only` (add `--replicate` to "
-             "include the replication block). Effects are means over seeds with 95% intervals whose coverage "
-             "holds at small n (Student t, t on log ratios, Clopper-Pearson, Newcombe); a part needs at least "
-             f"{stats.MIN_SEEDS} seeds for a decisive word. Each headline word is judged on the verdict and "
-             "replication seeds pooled; \"halves\" counts the parts whose word is the same on each block alone.", ""]
+             f"oplab reproduces the claims of {NOTES} on training deep networks, with verdicts computed from stored "
+             f"trial records (budget: {', '.join(budgets) or '—'}). Each study's page has its setup, tables, "
+             "figures and the paper's numbers beside ours.", ""]
     if budget_note:
         lines += [budget_note, ""]
+    if verdicts:
+        lines += [_tally_text(tally(verdicts)), ""]
+        key = hashlib.sha256(json.dumps([(v["study"], [(p["part"], p["word"], p["effect"], p["ci"],
+                                                        p.get("halves")) for p in v["parts"]]) for v in verdicts],
+                                        sort_keys=True, default=str).encode()).hexdigest()[:16]
+        lines += [f"![every part of every study]({_forest_index(results_dir, verdicts, key)})", "",
+                  "*Every part, one line: its pooled 95% interval (thick) and each block's alone (thin), as distance "
+                  "from its threshold (an equivalence part: from its band's nearer edge) in half-widths of the pooled "
+                  "interval. Right of the line is the claimed side: a bar wholly right of it is reproduced, wholly "
+                  "left is not reproduced.*", ""]
     lines += ["## Scorecard", "",
-              "| study | claim | source | headline verdict | halves | seeds (pooled) | budget | compute |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| study | claim | headline verdict | parts (reproduced / not / inconclusive) | halves agree | seeds "
+              "(pooled) | compute |",
+              "|---|---|---|---|---|---|---|"]
     for v in verdicts:
-        m = re.match(r"(.*?arXiv [\d.]+)", v["source"])  # "Authors year, Title, arXiv id"
-        src = m.group(1) if m else v["source"][:80]
-        lines.append(f"| [{v['study']}]({v['study']}/README.md) | {cell(v['claim'])} | {cell(src)} | **{v['word']}** | "
-                     f"{_replicated(v)} | {len(v.get('pooled_seeds', v['seeds']))} | {v['budget']} | "
-                     f"{v.get('compute_s', 0):.0f} s |")
+        words = [p["word"] for p in v["parts"]]
+        counts = " / ".join(str(words.count(w)) for w in stats.WORDS)
+        lines.append(f"| [{v['study']}]({v['study']}/README.md) | {cell(v['title'])} | **{v['word']}** | {counts} | "
+                     f"{_replicated(v)} | {len(v.get('pooled_seeds', v['seeds']))} | {v.get('compute_s', 0):.0f} s |")
     for name, err in unreadable:
-        lines.append(f"| {name} | — | — | **unreadable verdict.json ({cell(err)}): rebuild with --report-only** "
+        lines.append(f"| {name} | — | **unreadable verdict.json ({cell(err)}): rebuild with --report-only** "
                      "| — | — | — | — |")
     lines.append("")
-    for v in verdicts:
-        section = results_dir / v["study"] / "section.md"
-        if section.exists():
-            lines += [section.read_text(), ""]
+    if verdicts:
+        proto = verdicts[0]["protocol"]
+        proto = proto[proto.find("Intervals are"):] if "Intervals are" in proto else proto
+        lines += ["## Protocol", "",
+                  "Each study tunes its settings (learning rates, per group of arms) on tuning seeds 1000, 1001, ... "
+                  "that decide no verdict, then trains the chosen arms on its verdict seeds (0..n-1) and, with "
+                  "`--replicate`, on its replication seeds (each verdict seed + 100). Each part's headline word is "
+                  "judged once on both blocks pooled, fixed before any data; each block's own word is shown beside it "
+                  "and does not enter the headline. " + proto, "",
+                  "Each study's page gives its seeds, tuning grid and choices. Rebuild every page from the stored "
+                  "records without training: `python run_all.py --report-only --replicate`.", ""]
+        lines += ["## Study pages", ""]
+        lines += [f"- [{v['title']}]({v['study']}/README.md) (`{v['study']}`): {v['word']}" for v in verdicts]
+        lines.append("")
     path = results_dir / "README.md"
     atomic_write(path, "\n".join(lines).encode())
     _update_project_readme(results_dir, verdicts, unreadable)

@@ -64,3 +64,29 @@ def test_a_recurrent_models_count_extended_from_short_sequences_is_the_full_coun
     direct = estimate._count(model, lambda m: m(x).float().square().mean())
     forward = direct / 3 / 8
     assert extended.flops == pytest.approx(10 * direct + 2 * 16 * forward + 64 * forward)
+
+
+def test_cpu_time_uses_stored_records_and_scales_the_rest(tmp_path):
+    """A stored trial counts its measured wall time; a missing one its updates times the study's
+    median time per update; with nothing stored the time is unknown."""
+    from dataclasses import replace
+
+    from oplab import runner
+    from oplab.records import Record
+    from tests import tinystudy
+
+    assert estimate.cpu_time(tinystudy, "smoke", tmp_path, seeds=[0, 1], replicate=False).unknown == 4
+    specs = runner.plan(tinystudy, "smoke", [0, 1]).trials
+    store = runner.Store(tmp_path, tinystudy.NAME)
+    stored = specs[:2]
+    for i, sp in enumerate(stored):  # 2.0 s and 4.0 s for 20 updates: 0.1 and 0.2 s an update
+        rec = Record(config={}, seed=sp.seed, status="ok", diverged_step=None, curves={},
+                     final={"steps": 20}, timings={"wall_s": 2.0 * (i + 1)}, provenance={"cpu": "test CPU"},
+                     key=sp.key, study=sp.study, budget=sp.budget, version=sp.version)
+        store.save(replace(rec))
+    got = estimate.cpu_time(tinystudy, "smoke", tmp_path, seeds=[0, 1], replicate=False)
+    rate = 0.15  # the median of 0.1 and 0.2
+    rest = sum(estimate.trial_cost(sp.trial).updates for sp in specs[2:])
+    assert (got.measured, got.scaled, got.unknown) == (2, 2, 0)
+    assert got.seconds == pytest.approx(6.0 + rate * rest)
+    assert "test CPU" in got.text() and "2 trials measured" in got.text()

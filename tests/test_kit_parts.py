@@ -189,7 +189,7 @@ def test_staged_levels_keep_the_false_positive_rate_by_simulation():
 
 
 def test_reasons_are_computed_from_the_data():
-    under = diff_word(BASE * 20 + 0.3, np.zeros(8), above=0.0)
+    under = diff_word(BASE * 10 + 0.3, np.zeros(8), above=0.0)
     assert under.word == "inconclusive" and under.reason.startswith("underpowered: about ")
     k = int(under.reason.split("about ")[1].split()[0])
     assert k > 8
@@ -221,10 +221,12 @@ def test_expected_agreement_follows_the_power():
 
 
 def test_a_part_says_when_its_arms_differ_in_compute():
-    t = two_arms(np.ones(6), np.zeros(6), updates={"a": 1520.0, "b": 800.0}, flops={"a": 3e12, "b": 1.6e12})
+    t = two_arms(np.ones(6), np.zeros(6), cost_updates={"a": 1520.0, "b": 800.0},
+                 cost_flops={"a": 3e12, "b": 1.6e12})
     v = kit.difference(t, "x", {"m": "a"}, {"m": "b"}, part="p", claim="c", unit="u", above=0.0)
     assert "Unequal compute" in v.evidence and v.details["cost"]["matched"] is False
-    t = two_arms(np.ones(6), np.zeros(6), updates={"a": 800.0, "b": 800.0}, flops={"a": 1e12, "b": 1e12})
+    t = two_arms(np.ones(6), np.zeros(6), cost_updates={"a": 800.0, "b": 800.0},
+                 cost_flops={"a": 1e12, "b": 1e12})
     v = kit.difference(t, "x", {"m": "a"}, {"m": "b"}, part="p", claim="c", unit="u", above=0.0)
     assert "Unequal" not in v.evidence and v.details["cost"]["matched"] is True
 

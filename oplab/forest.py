@@ -1,0 +1,114 @@
+"""One picture of every part: a forest plot on a scale where "reproduced" is always on one side of
+one line.
+
+Each part's effect and 95% interval are placed by their distance from the part's threshold (for an
+equivalence part, from the nearer edge of its band), claimed side positive, in units of the pooled
+interval's half-width (on the log scale for log-scale parts). The pooled interval then runs from
+`center - 1` to `center + 1`, so a part is reproduced exactly when its bar lies right of 0, and
+not reproduced when it lies wholly left of 0 (for equivalence: outside the band). Each block's
+own interval (verdict seeds, replication seeds) is drawn beside it in the same units, so a wider
+block interval shows as a longer bar. Values beyond +-LIMIT are drawn at the limit with an arrow.
+Reads verdict dicts only (report layer)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+WORD_COLORS = {"reproduced": "#1b7837", "not reproduced": "#b2182b", "inconclusive": "#878787"}
+LIMIT = 8.0  # half-widths shown either side of the line
+
+
+def _log(test: dict, x):
+    x = np.asarray(x, dtype=float)
+    if test.get("scale") == "log":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log(x)
+    return x
+
+
+def _signed(test: dict, x: float) -> float:
+    """Distance of x from the threshold (the band's nearer edge), the reproduced side positive."""
+    side = test.get("side")
+    if side == "above":
+        return float(x - _log(test, test["above"]))
+    if side == "below":
+        return float(_log(test, test["below"]) - x)
+    lo, hi = (float(v) for v in _log(test, test["within"]))
+    return float(min(x - lo, hi - x))
+
+
+def normalized(part: dict, interval: dict | None = None) -> tuple[float, float, float] | None:
+    """(center, low, high) of `interval` (default: the part's own) in half-widths of the part's
+    pooled interval, the reproduced side positive; None without a finite interval."""
+    test = part.get("test") or {}
+    if not test:
+        return None
+    lo, hi = _log(test, part["ci"])
+    w = (hi - lo) / 2
+    src = interval or part
+    e, (a, b) = _log(test, src["effect"]), _log(test, src["ci"])
+    if not all(np.isfinite(v) for v in (w, e, a, b)) or w <= 0:
+        return None
+    if test.get("side") == "within":  # inside the band is positive; the bar's ends from the effect's distance
+        c = _signed(test, float(e)) / w
+        half = (b - a) / 2 / w
+        return c, c - half, c + half
+    ends = sorted([_signed(test, float(a)) / w, _signed(test, float(b)) / w])
+    return _signed(test, float(e)) / w, ends[0], ends[1]
+
+
+def rows(verdicts: list[dict]) -> list[dict]:
+    """One row a part: its label, word and normalized intervals (pooled and each block)."""
+    out = []
+    for v in verdicts:
+        for p in v.get("parts", []):
+            pooled = normalized(p)
+            halves = {k: normalized(p, h) for k, h in (p.get("halves") or {}).items() if h}
+            out.append({"study": v.get("study", ""), "part": p["part"], "word": p["word"], "pooled": pooled,
+                        "halves": halves, "budget": v.get("budget", "")})
+    return out
+
+
+def draw(data: list[dict], title: str, label_study: bool = True):
+    """The forest plot of `rows(...)`: a figure, one line a part, top to bottom."""
+    import matplotlib.pyplot as plt
+
+    from oplab import plots
+
+    plots.theme()
+    n = max(1, len(data))
+    fig, ax = plt.subplots(figsize=(9.0, 1.5 + 0.32 * n))
+    ys = np.arange(n)[::-1]
+    for y, r in zip(ys, data):
+        color = WORD_COLORS.get(r["word"], "0.5")
+        if r["pooled"] is None:
+            ax.text(0, y, "no interval", ha="center", va="center", fontsize="x-small", color="0.4")
+            continue
+        c, lo, hi = (float(np.clip(v, -LIMIT, LIMIT)) for v in r["pooled"])
+        ax.plot([lo, hi], [y, y], color=color, lw=2.5, solid_capstyle="butt")
+        ax.plot([c], [y], "o", color=color, ms=5)
+        for name, h in sorted(r["halves"].items()):
+            if h is None:
+                continue
+            hc, hlo, hhi = (float(np.clip(v, -LIMIT, LIMIT)) for v in h)
+            dy = -0.22 if name == "verdict" else 0.22
+            ax.plot([hlo, hhi], [y + dy, y + dy], color=color, lw=0.9, alpha=0.7)
+            ax.plot([hc], [y + dy], "|", color=color, ms=5, alpha=0.9)
+        for end in (r["pooled"][1], r["pooled"][2]):
+            if abs(end) > LIMIT:
+                ax.annotate("", xy=(np.sign(end) * (LIMIT + 0.4), y), xytext=(np.sign(end) * LIMIT, y),
+                            arrowprops={"arrowstyle": "->", "color": color, "lw": 1})
+    ax.axvline(0, color="0.2", lw=1)
+    labels = [f"{r['study']}: {r['part']}" if label_study else r["part"] for r in data]
+    ax.set_yticks(ys)
+    ax.set_yticklabels([lab if len(lab) <= 60 else lab[:57] + "..." for lab in labels], fontsize="x-small")
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.set_xlim(-LIMIT - 0.6, LIMIT + 0.6)
+    ax.set_xlabel("distance from the part's threshold (equivalence: from the band's nearer edge), in half-widths "
+                  "of its pooled 95% interval; right of 0 = the claimed side", fontsize="small")
+    ax.set_title(title, fontsize="medium")
+    handles = [plt.Line2D([], [], color=c, lw=2.5, label=w) for w, c in WORD_COLORS.items()]
+    handles.append(plt.Line2D([], [], color="0.4", lw=0.9, label="each block alone (thin: verdict below, "
+                                                                   "replication above)"))
+    ax.legend(handles=handles, fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return fig
