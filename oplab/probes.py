@@ -14,6 +14,10 @@ untouched.
   factor sqrt((N - B) / (N - 1)) divided out (`noise_slope`) and left in (`noise_slope_raw`).
   Independent examples give std ~ B^-1/2 times that factor. A trial whose batch is the whole
   training split (full-batch GD) probes on the whole split, so there g_N is the full-batch gradient.
+  (The slope is -1/2 for any population sampled without replacement: a check of the estimator.)
+  It also gives the signal ||g_N||^2 (`noise_signal`) and, per B, the minibatch gradient's
+  signal-to-noise ratio SNR_B = ||g_N||^2 / mean ||g_B - g_N||^2 (`snr@B`): below 1, a minibatch's
+  noise is larger than the signal it estimates.
 - `flat_params`: every scalar parameter of a small model (`theta_0`, `theta_1`, ...), so that an
   analysis can average the recorded iterates (e.g. a uniform Polyak-Ruppert average).
 
@@ -95,7 +99,8 @@ def grad_noise(model: nn.Module, loss_fn: LossFn, x, y, *, draws: int = NOISE_DR
     sizes = batch_sizes(n, max_fraction)
     full = [g.detach() for g in torch.autograd.grad(loss_fn(model(x), y), params)]
     gen = torch.Generator().manual_seed(seed)  # the same draws at every call: only the state changes
-    out: dict[str, float] = {"noise_population": float(n)}
+    signal = sum(float((f**2).sum()) for f in full)
+    out: dict[str, float] = {"noise_population": float(n), "noise_signal": signal}
     std, fpc = [], []
     for b in sizes:
         sq = 0.0
@@ -106,6 +111,7 @@ def grad_noise(model: nn.Module, loss_fn: LossFn, x, y, *, draws: int = NOISE_DR
         std.append(math.sqrt(sq / draws))
         fpc.append(math.sqrt((n - b) / (n - 1)))
         out[f"noise_std@{b}"] = std[-1]
+        out[f"snr@{b}"] = signal / std[-1] ** 2 if std[-1] > 0 else float("inf")
     bs, s, f = np.array(sizes, dtype=float), np.array(std), np.array(fpc)
     out["noise_slope"] = loglog_slope(bs, s / f) if len(sizes) else float("nan")
     out["noise_slope_raw"] = loglog_slope(bs, s) if len(sizes) else float("nan")
