@@ -76,3 +76,47 @@ def points(ax, df: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: str, title
 
 def caption(fig, text: str) -> None:
     fig.text(0.5, -0.02, text, ha="center", va="top", fontsize="small", color="0.3", wrap=True)
+
+
+def layout_problems(fig, min_share: float = 0.15, legend_share: float = 0.02) -> list[str]:
+    """What a reader would trip over in a drawn figure: two pieces of text that overlap (tick labels,
+    axis labels, titles, legend entries, captions; by more than `min_share` of the smaller one's area),
+    and a legend that covers more than `legend_share` of an axes' plotted points. Empty when clean."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts, seen = [], set()
+    from matplotlib.text import Text
+
+    for t in fig.findobj(lambda a: isinstance(a, Text)):
+        if id(t) in seen or not t.get_visible() or not str(t.get_text()).strip():
+            continue
+        seen.add(id(t))
+        try:
+            box = t.get_window_extent(renderer)
+        except (RuntimeError, ValueError):
+            continue
+        if box.width > 0 and box.height > 0:
+            texts.append((str(t.get_text()).strip(), box))
+    problems = []
+    for i, (ta, a) in enumerate(texts):
+        for tb, b in texts[i + 1:]:
+            w = min(a.x1, b.x1) - max(a.x0, b.x0)
+            h = min(a.y1, b.y1) - max(a.y0, b.y0)
+            if w > 0 and h > 0 and w * h > min_share * min(a.width * a.height, b.width * b.height):
+                problems.append(f"text {ta[:30]!r} overlaps {tb[:30]!r}")
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        if legend is None or not legend.get_visible():
+            continue
+        box = legend.get_window_extent(renderer)
+        pts = [line.get_transform().transform(line.get_xydata()) for line in ax.get_lines() if len(line.get_xydata())]
+        pts += [c.get_offset_transform().transform(c.get_offsets()) for c in ax.collections
+                if len(c.get_offsets())]
+        if not pts:
+            continue
+        xy = np.concatenate([p for p in pts if p.ndim == 2 and p.shape[1] == 2])
+        xy = xy[np.all(np.isfinite(xy), axis=1)]
+        inside = (xy[:, 0] >= box.x0) & (xy[:, 0] <= box.x1) & (xy[:, 1] >= box.y0) & (xy[:, 1] <= box.y1)
+        if len(xy) and inside.mean() > legend_share:
+            problems.append(f"legend of {ax.get_title()[:40]!r} covers {inside.mean():.0%} of its points")
+    return sorted(set(problems))

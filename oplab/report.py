@@ -202,8 +202,11 @@ def write_study(study: ModuleType, plan, recs: dict[str, Record], results_dir: P
 
     figures = {"forest": forest.draw(forest.rows([{"parts": parts}]), f"{study.NAME}: every part at a glance",
                                      label_study=False), **figures}
-    fig_files = []
+    fig_files, fig_problems = [], {}
     for name, fig in figures.items():
+        problems = plots.layout_problems(fig)  # overlapping text, a legend over the data
+        if problems:
+            fig_problems[f"{name}.png"] = problems
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
         plt.close(fig)
@@ -233,6 +236,7 @@ def write_study(study: ModuleType, plan, recs: dict[str, Record], results_dir: P
         "stale": stale,
         "compute_s": round(sum(r.timings.get("wall_s", 0.0) for r in unique), 1),
         "figures": fig_files,
+        "figure_problems": fig_problems,
         "version": study.VERSION,
         "records_from": dates[0] if dates else "",
         "records_to": dates[-1] if dates else "",
