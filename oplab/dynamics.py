@@ -6,7 +6,9 @@
 - dataset `scalar_regression` (oplab.dataset.DATASETS): x ~ N(0, 1), y = slope * x + noise;
 - monitor `step_loss_change` (oplab.monitors.MONITORS): the loss change of one SGD step taken
   on each of several sub-batches of the probe batch, measured on the whole probe batch — its
-  variance over sub-batches is the update noise the higher-order argument is about;
+  variance over sub-batches is the update noise — beside its first-order prediction
+  -lr g_sub . g_probe; the variance of what the first order leaves over (actual minus predicted)
+  is the noise of the higher-order effects the notes' argument is about;
 - monitor `unit_input`: the 15th, 50th and 85th percentiles over the probe batch of the input of
   a few fixed units of the last hidden activation (a sigmoid's input, Ioffe & Szegedy's Fig. 1).
 
@@ -82,27 +84,37 @@ PROBE_SPLITS = 20  # sub-batches of the probe batch, one probe step each
 def step_loss_change(model: nn.Module, loss_fn: LossFn, x, y, *, lr: float = PROBE_LR,
                      splits: int = PROBE_SPLITS) -> dict[str, float]:
     """For each of `splits` sub-batches of the probe batch: the SGD step -lr * g(sub-batch) from
-    the current weights, and the loss change it makes on the whole probe batch. Reports the mean,
-    variance and std of that change over sub-batches and the loss before. Training mode (batch
-    norm uses the batch's statistics, as in the step SGD takes); the steps are taken on copies
+    the current weights, the loss change it makes on the whole probe batch, and that change's
+    first-order prediction -lr * g(sub-batch) . g(probe batch). Reports over sub-batches the mean,
+    variance and std of the change (`step_dloss_*`), the variance of the prediction
+    (`step_dloss_first_var`), the mean and variance of the change minus its prediction (the
+    higher-order part, `step_dloss_resid_mean`, `step_dloss_resid_var`), and the loss before.
+    Training mode (batch norm uses the batch's statistics, as in the step SGD takes; the probe
+    batch's gradient and loss use the probe batch's); the steps are taken on copies
     (torch.func.functional_call), the model's weights and buffers stay as they were. A small probe
     batch gets fewer sub-batches, each of at least 2 examples (batch norm needs 2 to normalize)."""
     splits = max(1, min(splits, len(x) // 2))
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    changes = []
+    changes, firsts = [], []
     with probing(model, train=True):
         buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
-        with torch.no_grad():
-            before = float(loss_fn(model(x), y))
+        loss = loss_fn(model(x), y)
+        before = float(loss.detach())
+        full = [g.detach().double() for g in torch.autograd.grad(loss, list(params.values()))]
         for xs, ys in zip(x.chunk(splits), y.chunk(splits)):
             grads = torch.autograd.grad(loss_fn(model(xs), ys), list(params.values()))
             stepped = {n: (p - lr * g).detach() for (n, p), g in zip(params.items(), grads)}
             with torch.no_grad():
                 after = float(loss_fn(functional_call(model, {**stepped, **buffers}, (x,)), y))
             changes.append(after - before)
+            firsts.append(-lr * float(sum((g.double() * G).sum() for g, G in zip(grads, full))))
     c = torch.tensor(changes, dtype=torch.float64)
+    f = torch.tensor(firsts, dtype=torch.float64)
+    r = c - f
     return {"step_dloss_mean": float(c.mean()), "step_dloss_var": float(c.var()),
-            "step_dloss_std": float(c.std()), "probe_loss": before}
+            "step_dloss_std": float(c.std()), "step_dloss_first_var": float(f.var()),
+            "step_dloss_resid_mean": float(r.mean()), "step_dloss_resid_var": float(r.var()),
+            "probe_loss": before}
 
 
 UNIT_PERCENTILES = (15, 50, 85)

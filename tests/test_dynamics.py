@@ -89,6 +89,57 @@ def test_step_loss_change_matches_sgd_steps_on_copies(norm):
     assert np.allclose(got["step_dloss_mean"], np.mean(want), atol=1e-6)
     assert np.allclose(got["step_dloss_var"], np.var(want, ddof=1), rtol=1e-4, atol=1e-12)
     assert out["step_dloss_var"] >= 0 and np.isfinite(out["probe_loss"])
+    # the first-order prediction -lr g_sub . g_probe, redone with .backward() on copies
+    m = copy.deepcopy(model).train()
+    loss_fn(m(x), y).backward()
+    g_full = torch.cat([p.grad.flatten() for p in m.parameters()]).double()
+    first = []
+    for xs, ys in zip(x.chunk(4), y.chunk(4)):
+        m.zero_grad()
+        loss_fn(m(xs), ys).backward()
+        g = torch.cat([p.grad.flatten() for p in m.parameters()]).double()
+        first.append(-dynamics.PROBE_LR * float(g @ g_full))
+    resid = np.array(want) - np.array(first)
+    assert np.allclose(got["step_dloss_first_var"], np.var(first, ddof=1), rtol=1e-4, atol=1e-14)
+    assert np.allclose(got["step_dloss_resid_mean"], resid.mean(), atol=2e-6)
+    assert np.allclose(got["step_dloss_resid_var"], np.var(resid, ddof=1), rtol=0.05, atol=1e-11)
+
+
+def test_the_one_link_chain_leaves_exactly_the_second_order_term():
+    """y = w x with mean squared error is quadratic in w: a step -lr g_i changes the loss by
+    -lr g_i G + lr^2 g_i^2 mean(x^2) exactly (G the probe batch's gradient), so what the first order
+    leaves over is lr^2 g_i^2 mean(x^2) (computed here in float64 from the closed form)."""
+    torch.manual_seed(4)
+    model = models.build(ModelConfig("scalar_chain", 1, 1, "linear", {"w0": 1.0, "spread": 0.1}), (1,), 1)
+    w = float(models.weight_layers(model)[0].weight)
+    x = torch.randn(200, 1)
+    y = 2 * x + 0.5 * torch.randn(200, 1)
+    lr = 0.05
+    got = dynamics.step_loss_change(model, nn.functional.mse_loss, x, y, lr=lr, splits=10)
+    xd, yd = x.double().flatten(), y.double().flatten()
+    resid = []
+    for xs, ys in zip(xd.chunk(10), yd.chunk(10)):
+        g = float((2 * (w * xs - ys) * xs).mean())
+        resid.append(lr ** 2 * g ** 2 * float((xd ** 2).mean()))
+    assert got["step_dloss_resid_mean"] == pytest.approx(np.mean(resid), rel=1e-3)
+    assert got["step_dloss_resid_var"] == pytest.approx(np.var(resid, ddof=1), rel=2e-2)
+    assert got["step_dloss_resid_var"] < 0.05 * got["step_dloss_var"]  # the first order dominates here
+
+
+def test_higher_order_noise_grows_along_the_chain_and_not_with_standardizing():
+    """Independent of the monitor's code path: at w_i = 1 the chain's higher-order residual grows
+    with depth; with batch norm after every link the loss depends on the last link's gain and shift
+    only, so the residual is the same at every depth."""
+    x = torch.randn(400, 1, generator=torch.Generator().manual_seed(5))
+    y = 2 * x + 0.5 * torch.randn(400, 1, generator=torch.Generator().manual_seed(6))
+    plain, bn = [], []
+    for depth in (1, 4, 16):
+        for norm, out in (("none", plain), ("batch", bn)):
+            model = models.build(ModelConfig("scalar_chain", depth, 1, "linear", {"w0": 1.0, "spread": 0.0}), (1,), 1)
+            norms.apply(model, NormConfig(norm))
+            out.append(dynamics.step_loss_change(model, nn.functional.mse_loss, x, y)["step_dloss_resid_var"])
+    assert plain[0] < plain[1] < plain[2] and plain[2] > 100 * plain[0]
+    assert bn[0] == pytest.approx(bn[1], rel=1e-2) and bn[0] == pytest.approx(bn[2], rel=1e-2)
 
 
 def test_unit_input_percentiles_match_numpy():
