@@ -11,9 +11,12 @@ with blocks 1..k-1 frozen and their output h_{k-1} as the stage's input (h_0 = t
   are trained by SGD on cross-entropy with the labels; the head is then dropped;
 - method "autoencoder" (auto-associator, unsupervised greedy): block k is the encoder of an
   autoencoder of h_{k-1}; the decoder is W_k^T plus a bias when `tied`, else a new linear
-  map; linear output and squared error (our inputs are standardized, not binary); with
-  `corruption` > 0 each input component is set to 0 with that probability before encoding
-  (a denoising autoencoder, Vincent et al. 2008), the loss still against the clean input.
+  map; linear output and squared error (our inputs are standardized, not binary: the papers'
+  auto-associators reconstruct through a sigmoid with the cross-entropy, for inputs in [0, 1]);
+  with `corruption` > 0 each input component is set to 0 with that probability before encoding
+  (masking noise: a denoising autoencoder, Vincent et al. 2008, as Erhan et al. 2010 pre-train),
+  the loss still against the clean input. The mask is drawn from the stage's generator after the
+  batch's indices, and only when `corruption` > 0, so a plain stage's batches do not depend on it.
 
 A stage trains by plain SGD (`lr` per update, minibatch mean loss, `batch_size`) for `epochs`
 passes over the training split, drawing batches from a generator seeded by the trial's seed.
