@@ -289,8 +289,9 @@ def net2net(model: nn.Module, batch: torch.Tensor | None = None, *, ops: list, n
     function-preserving transforms (oplab.net2net) into the trial's architecture, and copy the
     grown weights into `model`. `ops`: a list of ["wider", layer, width] and ["deeper", layer]
     applied in order (layer: 0-based hidden weight layer); `noise`: Net2WiderNet's symmetry-
-    breaking noise (std = noise x the layer's weight std), drawn from a generator seeded by the
-    trial's seed. `batch` sets an inserted batch norm to undo itself. Reports the ops and the
+    breaking noise (std = noise x the std of the new units' outgoing weights, added to those weights:
+    the Keras example), drawn from a generator seeded by the trial's seed; the noise-free twin that
+    measures preservation is grown from the same stream, so it copies the same units. `batch` sets an inserted batch norm to undo itself. Reports the ops and the
     measured preservation error max |f_grown(x) - f_teacher(x)| on the batch, in eval mode."""
     from oplab import net2net as n2n
 
@@ -301,7 +302,7 @@ def net2net(model: nn.Module, batch: torch.Tensor | None = None, *, ops: list, n
     model.load_state_dict(grown.state_dict())
     report = {"ops": [list(op) for op in ops], "noise": noise}
     if batch is not None:  # the measured preservation error, as trained and with the noise off
-        exact = _grow(teacher, ops, 0.0, torch.Generator().manual_seed(seed), batch)
+        exact = _grow(teacher, ops, 0.0, torch.Generator().manual_seed(seed + 30_011), batch)
         with probing(model, train=False), probing(exact, train=False):
             ref = teacher(batch)
             report["preservation_error"] = float((model(batch) - ref).abs().max())

@@ -4,9 +4,13 @@
 weights and bias of a randomly chosen existing unit, and the next layer's outgoing weights of
 every copied unit are divided by its number of copies (the original included), so the next
 layer's input is unchanged. Batch norm on the widened layer is copied per unit as well. Optional
-noise on the new units' incoming weights breaks the symmetry between copies; its scale,
-`noise` times the std of the layer's weights, is the convention of the Keras Net2Net example
-(noise 0.05 there), not a number from the paper.
+noise breaks the symmetry between copies as the Keras Net2Net example does (examples/mnist_net2net.py,
+`wider2net_fc`): Gaussian noise of std `noise` times the (population) std of the new units'
+outgoing weights, after the division, added to those outgoing weights only (the new units'
+incoming weights stay exact copies; the originals' outgoing weights get no noise). The example
+uses 0.05, a convention, not a number from the paper. The noise is drawn whenever units are
+added, even with `noise` = 0, so a twin grown with the noise off from an equal generator draws
+the same units (and leaves the generator in the same state).
 
 `deeper` (Net2DeeperNet) inserts an identity-initialized hidden block (weight layer -> the same
 norm kind -> activation) after a hidden block. This preserves the function only for an
@@ -139,8 +143,9 @@ def wider(model: nn.Module, layer: int, width: int, noise: float = 0.0,
     The new units copy the incoming weights and bias (and batch norm weight, bias, running mean
     and variance) of existing units drawn uniformly at random from `generator` (a CPU generator);
     the next weight layer's outgoing weights of every copied unit are divided by its copy count.
-    With `noise` > 0 the new units' incoming weights get Gaussian noise of std
-    `noise * std(layer weights)` (the Keras example's convention), drawn from `generator` too."""
+    With `noise` > 0 the new units' outgoing weights (the next layer's columns for them, after the
+    division) get Gaussian noise of std `noise * std(those weights)` (the Keras example's rule),
+    drawn from `generator` after the units; it is drawn with `noise` = 0 too (and multiplied by 0)."""
     blocks = hidden_blocks(model)
     _check_index(blocks, layer)
     new = copy.deepcopy(model)
@@ -173,11 +178,7 @@ def wider(model: nn.Module, layer: int, width: int, noise: float = 0.0,
 
     # the widened layer: copies of the source units' incoming weights and biases
     grown = _new_weight_layer(w, W.shape[1], width)
-    new_w = W[src_d].clone()
-    if noise > 0 and width > old:
-        eps = torch.randn(new_w[old:].shape, generator=generator, dtype=W.dtype)
-        new_w[old:] += eps.to(dev) * (noise * W.std())
-    grown.weight.copy_(new_w)
+    grown.weight.copy_(W[src_d])
     if w.bias is not None:
         grown.bias.copy_(w.bias.detach()[src_d])
     children[b.weight] = grown
@@ -207,12 +208,17 @@ def wider(model: nn.Module, layer: int, width: int, noise: float = 0.0,
             raise ValueError(f"wider: the next Linear has {Wn.shape[1]} inputs, not a multiple of the "
                              f"{old} units of hidden layer {layer}")
         k = Wn.shape[1] // old  # features per channel after Flatten (1 for units or global pooling)
-        Wn3 = Wn.view(Wn.shape[0], old, k)[:, src_d, :] * scale.view(1, -1, 1)
+        out_w = Wn.view(Wn.shape[0], old, k)[:, src_d, :] * scale.view(1, -1, 1)
         nxt_new = _new_weight_layer(nxt, width * k, Wn.shape[0])
-        nxt_new.weight.copy_(Wn3.reshape(Wn.shape[0], width * k))
     else:
+        out_w = Wn[:, src_d] * scale.view(1, -1, 1, 1)
         nxt_new = _new_weight_layer(nxt, width, Wn.shape[0])
-        nxt_new.weight.copy_(Wn[:, src_d] * scale.view(1, -1, 1, 1))
+    if width > old:  # the Keras example's symmetry breaking: noise on the new units' outgoing weights
+        added = out_w[:, old:]
+        eps = torch.randn(added.shape, generator=generator, dtype=Wn.dtype).to(dev)
+        if noise > 0:
+            out_w[:, old:] = added + eps * (noise * added.std(unbiased=False))
+    nxt_new.weight.copy_(out_w.reshape(nxt_new.weight.shape))
     if nxt.bias is not None:
         nxt_new.bias.copy_(nxt.bias.detach())
     children[nxt_i] = nxt_new

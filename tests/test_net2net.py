@@ -118,19 +118,53 @@ def test_wider_is_reproducible_from_its_generator():
 
 @pytest.mark.parametrize("name", ["mlp", "convnet"])
 def test_noise_changes_function_a_little_and_breaks_symmetry(name, x):
+    """The Keras example's rule: the new units' incoming weights are exact copies, their outgoing
+    weights (the next layer's columns for them) carry the noise, the originals' outgoing weights none."""
     m = make(name, "batch")
     depth, width = ARCH[name]
-    gen = torch.Generator().manual_seed(2)
-    w = wider(m, 1, width * 2, noise=0.05, generator=gen)
-    i = hidden_blocks(m)[1].weight
-    old_w, new_w = m[i].weight, w[i].weight
-    assert torch.equal(new_w[:width], old_w)  # the originals untouched
-    for k in range(width, 2 * width):  # each new unit differs from every existing unit
-        assert min(float((new_w[k] - old_w[j]).abs().max()) for j in range(width)) > 0
+    w = wider(m, 1, width * 2, noise=0.05, generator=torch.Generator().manual_seed(2))
+    twin = wider(m, 1, width * 2, noise=0.0, generator=torch.Generator().manual_seed(2))
+    i, j = hidden_blocks(m)[1].weight, hidden_blocks(m)[2].weight
+    assert torch.equal(w[i].weight, twin[i].weight) and torch.equal(w[i].bias, twin[i].bias)  # same units drawn
+    out, exact = w[j].weight, twin[j].weight
+    assert torch.equal(out[:, :width], exact[:, :width])  # the originals' outgoing weights: no noise
+    assert (out[:, width:] != exact[:, width:]).all()  # every new unit's outgoing weights moved
     err = max_err(w, m, x)
     with torch.no_grad():
         scale = float(m(x).abs().max())
     assert TOL < err < 0.1 * scale
+    assert max_err(twin, m, x) < TOL
+
+
+def test_noise_std_is_a_fraction_of_the_new_outgoing_weights_std():
+    """An independent computation of the example's rule: noise = grown - twin on the new columns,
+    its std 0.05 x the population std of the twin's new columns (large layer: within 5%)."""
+    torch.manual_seed(0)
+    m = models.build(ModelConfig(name="mlp", depth=2, width=50, activation="relu"), SHAPE, 10).eval()
+    lin = m[hidden_blocks(m)[1].weight]
+    with torch.no_grad():
+        lin.weight.copy_(torch.randn(50, 50))
+        m[hidden_blocks(m)[1].weight + 3].weight.copy_(torch.randn(10, 50) * 3.0)
+    grown = wider(m, 1, 2000, noise=0.05, generator=torch.Generator().manual_seed(9))
+    twin = wider(m, 1, 2000, noise=0.0, generator=torch.Generator().manual_seed(9))
+    k = hidden_blocks(m)[1].weight + 3  # the read-out after hidden layer 1
+    new, ref = grown[k].weight[:, 50:].detach().numpy(), twin[k].weight[:, 50:].detach().numpy()
+    import numpy as np
+
+    assert abs(np.std(new - ref) / (0.05 * np.std(ref)) - 1) < 0.05
+    assert np.isclose(np.mean(new - ref), 0, atol=0.2 * 0.05 * np.std(ref))
+
+
+def test_the_generator_advances_alike_with_and_without_noise():
+    """A chain of widenings from equal generators draws the same units with the noise on or off."""
+    m = make("mlp")
+    ga, gb = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
+    a = wider(wider(m, 0, 30, noise=0.05, generator=ga), 1, 30, noise=0.05, generator=ga)
+    b = wider(wider(m, 0, 30, noise=0.0, generator=gb), 1, 30, noise=0.0, generator=gb)
+    i0, i1 = hidden_blocks(a)[0].weight, hidden_blocks(a)[1].weight
+    assert torch.equal(a[i0].weight, b[i0].weight)  # layer 1's incoming weights carry layer 0's noise
+    assert torch.equal(a[i0].bias, b[i0].bias) and torch.equal(a[i1].bias, b[i1].bias)  # the same units copied
+    assert torch.equal(ga.get_state(), gb.get_state())
 
 
 def test_mlp_structure_matches_build():
@@ -209,3 +243,21 @@ def test_input_model_untouched_in_train_mode(x):
     wider(m, 3, 20, noise=0.1, generator=torch.Generator().manual_seed(0))
     d = deeper(m, 2, batch=x)
     assert unchanged(m, snap) and m.training and d.training
+
+
+def test_the_noise_free_twin_is_grown_from_the_same_stream():
+    """init.net2net measures preservation with a twin grown without noise from the same generator as
+    the trained net: with noise 0 both are the same net, so the two errors are equal."""
+    import torch
+
+    from oplab import init
+
+    torch.manual_seed(0)
+    teacher = models.build(ModelConfig(name="mlp", depth=2, width=6, activation="relu"), SHAPE, 10).eval()
+    student = models.build(ModelConfig(name="mlp", depth=2, width=9, activation="relu"), SHAPE, 10)
+    x = torch.randn(16, *SHAPE)
+    report = init.net2net(student, x, ops=[["wider", 0, 9], ["wider", 1, 9]], noise=0.0, teacher=teacher, seed=3)
+    assert report["preservation_error"] == report["preservation_error_no_noise"]
+    noisy = models.build(ModelConfig(name="mlp", depth=2, width=9, activation="relu"), SHAPE, 10)
+    r2 = init.net2net(noisy, x, ops=[["wider", 0, 9], ["wider", 1, 9]], noise=0.5, teacher=teacher, seed=3)
+    assert r2["preservation_error_no_noise"] == report["preservation_error"]  # the same twin
