@@ -291,8 +291,9 @@ def net2net(model: nn.Module, batch: torch.Tensor | None = None, *, ops: list, n
     applied in order (layer: 0-based hidden weight layer); `noise`: Net2WiderNet's symmetry-
     breaking noise (std = noise x the std of the new units' outgoing weights, added to those weights:
     the Keras example), drawn from a generator seeded by the trial's seed; the noise-free twin that
-    measures preservation is grown from the same stream, so it copies the same units. `batch` sets an inserted batch norm to undo itself. Reports the ops and the
-    measured preservation error max |f_grown(x) - f_teacher(x)| on the batch, in eval mode."""
+    measures preservation is grown from the same stream, so it copies the same units. `batch`
+    sets an inserted batch norm to undo itself. Reports the ops and the measured preservation
+    error max |f_grown(x) - f_teacher(x)| on the batch, in eval mode."""
     from oplab import net2net as n2n
 
     if teacher is None:
