@@ -9,10 +9,11 @@ is the size of the fixed test set at the target difficulty (0: 500). `data.optio
 
 - target: the target difficulty (required);
 - curriculum: baseline | naive | mix | combined (oplab.curriculum; default baseline);
-- threshold, check_every: the advance rule, validation accuracy at the current level above
-  `threshold` checked every `check_every` updates (the authors': 0.95, every 100 updates);
+- threshold, patience, check_every: the advance rule (oplab.curriculum), checked every `check_every`
+  updates: validation accuracy at the current level above `threshold`, or training accuracy since the
+  previous check below its value `patience` checks earlier (the authors': 0.95, 5, every 100 updates);
 - n_val: validation examples per level (default 200);
-- lr_decay: the learning rate is multiplied by it when a check passes at the target (the
+- lr_decay: the learning rate is multiplied by it when the rule fires at the target (the
   curriculum cannot advance; the authors' 0.8); 1.0, the default, keeps it;
 - any other key goes to the task's builder (e.g. max_difficulty, seed).
 
@@ -21,11 +22,13 @@ the batch's scored characters, next character given the true previous ones (teac
 Metrics, on the test set at the target (a stream apart from training, oplab.tasks):
 char_acc, the fraction of answer characters right with teacher forcing (the authors' metric), and
 seq_acc, the fraction of answers right in every character when the model decodes greedily
-from the prompt alone. Validation accuracy (for the advance rule) is char_acc at the current level.
+from the prompt alone. Validation accuracy (for the advance rule) is char_acc at the current level;
+training accuracy is char_acc on the training batches since the previous check, each scored before
+its update (the authors' running `state_train.acc`).
 
 Curves: "eval" (step, level, lr, train_loss_running, test_loss, test_char_acc, test_seq_acc), "log"
 (step, batch_loss, grad_norm, level, mean_difficulty of the batch) and "check" (step, level,
-val_acc, advanced): the schedule's state is in all three.
+val_acc, train_acc, advanced): the schedule's state is in all three.
 """
 
 from __future__ import annotations
@@ -41,8 +44,8 @@ from oplab.config import Trial, to_dict
 from oplab.records import Record, provenance
 from oplab.train import StepTimer, finite_parameters
 
-LOOP_OPTIONS = {"target": None, "curriculum": "baseline", "threshold": curriculum.THRESHOLD, "check_every": 100,
-                "n_val": 200, "lr_decay": 1.0}
+LOOP_OPTIONS = {"target": None, "curriculum": "baseline", "threshold": curriculum.THRESHOLD,
+                "patience": curriculum.PATIENCE, "check_every": 100, "n_val": 200, "lr_decay": 1.0}
 DEFAULT_N_TEST = 500
 
 
@@ -105,7 +108,8 @@ def train(trial: Trial, seed: int, runtime, t_start: float) -> Record:
     task = tasks.STREAMS.build(trial.data.name, **task_opts)
     target = int(loop["target"])
     task.check(target)
-    schedule = curriculum.build(loop["curriculum"], target, threshold=float(loop["threshold"]))
+    schedule = curriculum.build(loop["curriculum"], target, threshold=float(loop["threshold"]),
+                                patience=int(loop["patience"]))
     test = _to(task.heldout("test", target, trial.data.n_test or DEFAULT_N_TEST), device)
     val_sets: dict[int, tasks.SeqBatch] = {}
 
@@ -127,7 +131,7 @@ def train(trial: Trial, seed: int, runtime, t_start: float) -> Record:
     eval_curve: dict[str, list] = {k: [] for k in ("step", "level", "lr", "train_loss_running", "test_loss",
                                                    "test_char_acc", "test_seq_acc")}
     log_curve: dict[str, list] = {k: [] for k in ("step", "batch_loss", "grad_norm", "level", "mean_difficulty")}
-    check_curve: dict[str, list] = {k: [] for k in ("step", "level", "val_acc", "advanced")}
+    check_curve: dict[str, list] = {k: [] for k in ("step", "level", "val_acc", "train_acc", "advanced")}
     target_step = 0 if schedule.at_target else None  # the update after which the level reached the target
 
     def record_eval(step: int, train_loss: float | None) -> None:
@@ -146,13 +150,17 @@ def train(trial: Trial, seed: int, runtime, t_start: float) -> Record:
     status, diverged_step, clipped = "ok", None, 0
     timer = StepTimer(device)  # bounded memory, however many updates
     interval_loss, interval_n = 0.0, 0
+    train_right, train_chars = 0, 0  # training characters right (teacher forcing) since the last check
     eval_s0, t_loop = eval_s, time.perf_counter()
     for step in range(1, total_steps + 1):
         difficulty = schedule.draw(trial.batch_size, rng)
         batch = _to(task.batch(difficulty, rng), device)
         timer.start(step)
         opt.zero_grad(set_to_none=True)
-        loss, _ = scored_loss(model, batch)
+        loss, logits = scored_loss(model, batch)
+        mask = batch.mask[:, 1:]
+        train_right += (logits.detach().argmax(-1) == batch.tokens[:, 1:])[mask].sum()
+        train_chars += mask.sum()  # tensors: no host sync per update
         done = optim.update(loss, params, opt, trial.optim)
         if done is None:
             status, diverged_step = "diverged", step
@@ -172,13 +180,16 @@ def train(trial: Trial, seed: int, runtime, t_start: float) -> Record:
         if step % check_every == 0:  # the advance rule, at the current level
             level = schedule.level
             acc = evaluate(model, validation(level), greedy=False)["char_acc"]
-            advanced = schedule.check(acc)
+            train_acc = float(train_right) / max(1, int(train_chars))
+            train_right, train_chars = 0, 0
+            advanced = schedule.check(acc, train_acc)
             if advanced and schedule.at_target and target_step is None:
                 target_step = step
-            if not advanced and acc > schedule.threshold and loop["lr_decay"] != 1.0:
-                # the authors' rule: the check passed but the curriculum cannot advance
+            if schedule.fired and not advanced and loop["lr_decay"] != 1.0:
+                # the authors' rule: it fired but the curriculum cannot advance
                 sched.base_lrs = [lr * float(loop["lr_decay"]) for lr in sched.base_lrs]
-            for k, v in (("step", step), ("level", level), ("val_acc", acc), ("advanced", advanced)):
+            for k, v in (("step", step), ("level", level), ("val_acc", acc), ("train_acc", train_acc),
+                         ("advanced", advanced)):
                 check_curve[k].append(v)
         if step % eval_every == 0 or step == total_steps:
             record_eval(step, interval_loss / interval_n)

@@ -295,6 +295,26 @@ class AdditionTask:
         a, b = self.operands(d, rng, "train" if int(difficulty) == 1 else split)
         return self.encode(a, b, d)
 
+    def scored_share(self, difficulty: int) -> float:
+        """The expected share of characters that are scored (the answer's digits and the end symbol)
+        in a stream of examples at `difficulty`, exactly: E[answer + end] / E[prompt + answer + end],
+        with both operands uniform in [1, 10^d] (the held-out buckets, a hash of the pair, are
+        ignored). The authors' loss sums over a 50-character window a row; this share of it is scored."""
+        d = int(self.check(difficulty))
+        n = 10**d
+        operand = sum((n - 10**j + 1) / n for j in range(d + 1))  # E[digits of a] = sum_j P(a >= 10^j)
+
+        def at_most(t: int) -> int:  # pairs (a, b) in [1, n]^2 with a + b <= t
+            if t < 2:
+                return 0
+            if t <= n + 1:
+                return t * (t - 1) // 2
+            return n * n - (2 * n - t) * (2 * n - t + 1) // 2 if t < 2 * n else n * n
+
+        total = sum(1 - at_most(10**j - 1) / n**2 for j in range(d + 2))  # E[digits of a + b]
+        scored = total + 1  # the end symbol
+        return scored / (2 * operand + 2 + scored)  # the prompt: two operands, "+" and "="
+
     def decode(self, tokens: torch.Tensor) -> list[str]:
         """Token rows -> strings, cut at the first end symbol (pads dropped)."""
         out = []

@@ -2,18 +2,46 @@
 
 Task (oplab.tasks `addition`): character-level sequence to sequence; the LSTM reads "a+b=" and
 emits the sum's digits and an end symbol. Difficulty = operand digits d, both operands uniform in
-[1, 10^d] (the authors' random(10^length)). Training examples are generated per update from the
-trial's seed; the test set (at the target difficulty) and the validation sets come from their own
-seeded streams in hash buckets that training never draws from (oplab.tasks; the one-digit table,
-all of difficulty 1, is training only). The test set is the same for every trial of a target, so
-arms are compared on the same examples, paired by seed.
+[1, 10^d] (the authors' random(10^length)). One difficulty is drawn per example and both of its
+operands take it. The released code (data.lua `get_operand`) calls the strategy's hardness() once per
+operand, so in mix and in combined's mixed fifth the two operands of an example draw their lengths
+independently (baseline and naive, and the validation and test sets, whose hardness is fixed, give
+both operands the same length either way); a secondary summary of the paper says "same length". We
+keep one difficulty per example, so that an example has one difficulty, the exposure table below is
+well defined and mix's examples at the target are whole examples at the target; the difference
+touches only mix's and combined's mixed draws and is not measured here. Training examples are
+generated per update from the trial's seed; the test set (at the target difficulty) and the
+validation sets come from their own seeded streams in hash buckets that training never draws from
+(oplab.tasks; the one-digit table, all of difficulty 1, is training only). The test set is the same
+for every trial of a target, so arms are compared on the same examples, paired by seed.
 
 Strategies (oplab.curriculum; factor `strategy`), at equal updates and equal model size:
-baseline (every example at the target), naive (the current level; it starts at 1 and advances when
-the validation per-character accuracy at that level, checked every `check_every` updates, is above
-0.95), mix (uniform in 1..target for every example) and combined (naive, but each example with
-probability 1/5 drawn as in mix). As in the authors' code the level advances under that rule in
-every arm; it drives the draws of naive and combined only.
+baseline (every example at the target), naive (the current level, which starts at 1), mix (uniform
+in 1..target for every example) and combined (naive, but each example with probability 1/5 drawn as
+in mix). The level rises by one, up to the target, when the authors' rule fires at a check (every
+`check_every` updates), exactly as main.lua lines 285-287 at commit 04a1659:
+`(state_val.acc > params.target_accuracy) or (#train_accs >= 5 and train_accs[#train_accs - 4] >
+state_train.acc)`, i.e. when (a) the per-character validation accuracy at the current level is above
+0.95, or (b) the training accuracy is below its value five checks earlier. Our reading of (b), from
+main.lua: `state_train.acc` is the per-character accuracy (teacher forcing, output characters only)
+of the training batches since the previous check, each scored before its update (MaskedLoss counts,
+accumulated by fp() and zeroed by show_predictions -> reset_state after every check; oplab.seqtrain
+records it as the check curve's `train_acc`); `train_accs` gets one entry per check, appended after
+the decision, so with at least five entries `train_accs[#train_accs - 4]` (Lua indexes from 1) is the
+value five checks before the current one; when the rule fires the history is emptied and the current
+check's value becomes its first entry, so (b) can fire again five checks later at the earliest, and
+then compares with the training accuracy measured just before the level rose, at the easier level: in
+effect the level keeps rising every five checks until the training accuracy at a new level overtakes
+the one at the level before (the exposure table counts the rises by each rule). Two points the code
+leaves open, and our choice: the first interval is 10 updates there (checks at step % 100 == 10) and
+`check_every` here; and the history is cleared also when the rule fires at the target (the rate's
+decay, full budget only), which we follow. As in the authors' code the level moves under the rule in
+every arm; it drives the draws of naive and combined only. Each arm's exposure (mean training
+difficulty and share of training examples at the target, from the levels recorded every 10 updates
+and the strategy's draw probabilities, oplab.curriculum.exposure) and how often each rule advanced
+the level are in a table. With rule (a) alone (VERSION 2) no curriculum arm reached level 3 at
+target 3 within the quick budget (that version's records), so their 3-digit accuracy measured
+mostly how little they had trained there.
 
 Regime. The paper trains a 2-layer LSTM of 400 units on 9-digit addition with SGD (lr 0.5, batch
 100) for days of GPU time. The quick budget has about four CPU-minutes for the whole study,
@@ -23,15 +51,31 @@ the first table's ms / update, from the records). Quick is therefore
 1 LSTM layer of 64 units (64-d embedding, weights U(-0.08, 0.08) as the authors'), batch 50, Adam
 lr 0.01 per update (constant), gradient norm rescaled to 5, 800 updates, the advance rule checked
 every 50 updates (the authors check about every 100 of many thousands; 50 lets a curriculum move
-within 800), and target difficulties 2 and 3. These were set by a short exploration on tuning
+within 800: rule (b) needs five checks, so it can raise the level at most every 250 updates here),
+and target difficulties 2 and 3. Test accuracy is evaluated every 200 updates (greedy decoding
+included; the verdict reads only the last). These were set by a short exploration on tuning
 seeds 1000-1004 (not stored; never the verdict seeds): two-digit addition was well under way
 within 800 updates and largely learned by 1,000, three-digit addition was under way but far from learned (whole answers
 almost never right), so longer operands were not tried; the authors' plain SGD at lr 0.5 learned
-far slower at this size, and Adam at 0.003 and 0.03 trained no faster than at 0.01. No
+far slower at this size (on our per-character mean loss, i.e. about 1/k of the authors' step: see
+Loss scale), and Adam at 0.003 and 0.03 trained no faster than at 0.01. No
 setting is tuned per arm: one learning rate for every strategy, as in the authors' code. Quick
 measures the start of learning, not the paper's end state: which strategy learns faster within
 800 updates, at a target that is learnable there (2) and one that is not yet (3), where a
 curriculum still spends its updates below the target.
+
+Loss scale. The authors' MaskedLoss sums the negative log-likelihood of the scored characters over
+the 50-character window and divides by the batch; oplab.seqtrain takes the mean over the batch's
+scored characters. The authors' loss is therefore k times ours, k = 50 x the share of a stream's
+characters that are scored (oplab.tasks AdditionTask.scored_share, exact for our format: k is
+about 17-19 from 1 to 9 digits), and so is its gradient. Quick (Adam): Adam's step does not depend
+on the loss's scale (up to its epsilon), so the scale changes only what the clip at norm 5 cuts; the
+clipping table gives, from the logged gradient norms, the share of updates clipped at 5 (ours) and
+the share that the authors' scale would clip (norm above 5/k). Full (the authors' plain SGD): we
+scale the rate and the clip, not the loss: lr 0.5 k and clip threshold 5/k at the target
+difficulty, which gives exactly the authors' update, 0.5 x (their gradient rescaled to norm 5), in
+expectation over the number of scored characters (at the curriculum's lower levels k is larger by
+up to about a tenth, and the update with it).
 
 Metrics, at the target difficulty on its 500-example test set: per-character accuracy with teacher
 forcing (the authors' metric, over the answer's characters and the end symbol) and whole-answer
@@ -48,8 +92,10 @@ words do not say). Whether naive falls below baseline (the paper
 says it can) is reported in a table with its interval, as found, not as a part.
 
 Full budget: the paper's setting: 2 layers of 400 units, 400-d embedding, target difficulties 6
-and 9, plain SGD lr 0.5 at batch 100, gradient norm 5, the advance check every 100 updates, and the
-authors' decay (lr x 0.8 when the check passes at the target); 200,000 updates, 1,000 test examples.
+and 9, plain SGD at the authors' lr 0.5 and gradient norm 5 on their loss scale (above) at batch
+100, the advance check every 100 updates, and the authors' decay (lr x 0.8 when the rule fires at the
+target; the authors also stop once the rate is below 1e-3, we train the fixed budget); 200,000
+updates, 1,000 test examples.
 The authors' code reads one continuous stream of examples with truncated backpropagation over 50
 characters; here each example is its own sequence (reset state, full backpropagation).
 
@@ -65,7 +111,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from oplab import cli, kit, plots, stats
+from oplab import cli, curriculum, kit, plots, stats, tasks
 from oplab.config import DataConfig, ModelConfig, OptimConfig, Trial
 
 NAME = "curriculum_rnn"
@@ -75,7 +121,7 @@ CLAIM = ("A stochastic curriculum of training examples, generally ordered from e
          "(baseline), than mixing alone (mix) and than an easy-to-hard curriculum without mixing (naive).")
 SOURCE = ("Zaremba & Sutskever 2014, Learning to Execute, arXiv 1410.4615, sec. 4 and the addition figure; "
           "the authors' code (github.com/wojciechz/learning_to_execute, 2014)")
-VERSION = 2
+VERSION = 3  # 3: the authors' second advance rule (training accuracy stalls); evaluations every 200 updates
 SEEDS = {"smoke": 2, "quick": 5, "full": 5}
 
 ORDER = ["baseline", "naive", "mix", "combined"]
@@ -88,15 +134,33 @@ def _setup(targets, steps, width, depth, batch, optim, n_test, n_val, check_ever
                 n_test=n_test, n_val=n_val, check_every=check_every, eval_every=eval_every, lr_decay=lr_decay)
 
 
+CLIP = 5.0  # the authors' max_grad_norm: the gradient is rescaled to this norm
+
+
 def _adam(lr):
-    return OptimConfig("adam", lr=lr, clip="norm", clip_threshold=5.0)
+    return OptimConfig("adam", lr=lr, clip="norm", clip_threshold=CLIP)
+
+
+WINDOW = 50  # the authors' unrolled window: characters a row of the batch that one update's loss sums over
+TASK = tasks.STREAMS.build("addition")
+
+
+def loss_scale(target: int) -> float:
+    """k: the authors' loss (summed over the window's scored characters, divided by the batch) over
+    ours (the mean over scored characters), at the target difficulty."""
+    return WINDOW * TASK.scored_share(target)
+
+
+def _authors_sgd(lr=0.5, clip=CLIP):
+    """The authors' plain SGD on their loss scale, per target: rate x k and clip / k on our mean loss."""
+    return lambda target: OptimConfig("sgd", lr=lr * loss_scale(target), clip="norm",
+                                      clip_threshold=clip / loss_scale(target))
 
 
 SETUP = {
     "smoke": _setup((2,), 30, 16, 1, 20, _adam(0.01), 50, 50, 10, 10),
-    "quick": _setup((2, 3), 800, 64, 1, 50, _adam(0.01), 500, 200, 50, 100),
-    "full": _setup((6, 9), 200_000, 400, 2, 100, OptimConfig("sgd", lr=0.5, clip="norm", clip_threshold=5.0), 1000,
-                   500, 100, 2000, lr_decay=0.8),
+    "quick": _setup((2, 3), 800, 64, 1, 50, _adam(0.01), 500, 200, 50, 200),
+    "full": _setup((6, 9), 200_000, 400, 2, 100, _authors_sgd(), 1000, 500, 100, 2000, lr_decay=0.8),
 }
 
 PAPER = """
@@ -123,20 +187,42 @@ def arms(budget: str) -> dict[str, kit.Arm]:
             data = DataConfig("addition", n_test=s["n_test"],
                               options={"target": target, "curriculum": strategy, "check_every": s["check_every"],
                                        "n_val": s["n_val"], "lr_decay": s["lr_decay"]})
-            trial = Trial(data=data, model=s["model"], optim=s["optim"], steps=s["steps"], batch_size=s["batch"],
+            opt = s["optim"](target) if callable(s["optim"]) else s["optim"]
+            trial = Trial(data=data, model=s["model"], optim=opt, steps=s["steps"], batch_size=s["batch"],
                           eval_every=s["eval_every"], log_every=10)
             out[f"{strategy} target={target}"] = kit.Arm(trial, {"strategy": strategy, "target": target})
     return out
 
 
+EXPOSURE = ("mean_difficulty", "share_at_target", "logged_difficulty", "advances_val", "advances_stall",
+            "clipped_here", "clipped_authors")
+
+
 def measure(df, curves, ctx):
-    """Per trial: both accuracies in percent, and whether (and when) the level reached the target."""
+    """Per trial: both accuracies in percent, whether (and when) the level reached the target, its
+    exposure (from the logged levels), how often each rule advanced the level, and clipping."""
     t = df.copy()
     for col, src in (("char_pct", "char_acc"), ("seq_pct", "seq_acc")):
         t[col] = 100 * pd.to_numeric(t[src], errors="coerce") if src in t else np.nan
     step = pd.to_numeric(t["target_step"], errors="coerce") if "target_step" in t else pd.Series(np.nan, index=t.index)
     t["target_step"] = step
     t["reached_target"] = step.notna().astype(float)
+    per = {}
+    log, check = curves.get("log"), curves.get("check")
+    for (arm, seed), g in (log.groupby(["arm", "seed"]) if log is not None else []):
+        strategy, target = g["strategy"].iloc[0], int(g["target"].iloc[0])
+        row = curriculum.exposure(strategy, target, g["level"])  # each logged level: the 10 updates up to it
+        k = loss_scale(target)
+        row.update(logged_difficulty=g["mean_difficulty"].mean(), clipped_here=(g["grad_norm"] > CLIP).mean(),
+                   clipped_authors=(g["grad_norm"] > CLIP / k).mean())
+        per[(arm, seed)] = row
+    for (arm, seed), g in (check.groupby(["arm", "seed"]) if check is not None else []):
+        adv = g["advanced"].astype(bool)
+        val = g["val_acc"] > curriculum.THRESHOLD
+        per.setdefault((arm, seed), {}).update(advances_val=float((adv & val).sum()),
+                                               advances_stall=float((adv & ~val).sum()))
+    for col in EXPOSURE:
+        t[col] = [per.get((a, s), {}).get(col, np.nan) for a, s in zip(t["arm"], t["seed"])]
     return t
 
 
@@ -182,8 +268,34 @@ def tables(t, curves, ctx):
     naive = pd.DataFrame([r for m in METRICS for r in _paired(t, m, "naive", "baseline")])
     return {"final per-character accuracy (teacher forcing) at the target, per target difficulty": final[0],
             "final whole-answer accuracy (greedy decoding) at the target, per target difficulty": final[1],
+            "exposure: what each arm trained on (mean over seeds)": _exposure(t),
             "finding, not a verdict part: naive minus baseline": naive,
-            "the paper's statements beside ours": _beside(t, ctx)}
+            "the paper's statements beside ours": _beside(t, ctx),
+            "gradient clipping at our loss scale and at the authors' (mean over seeds)": _clipping(t)}
+
+
+def _exposure(t):
+    """Per (target, strategy), means over seeds: the training difficulty implied by the logged levels,
+    the share of training examples at the target, and the level's moves by each rule."""
+    cols = {"mean training difficulty (digits)": "mean_difficulty",
+            "share of examples at the target": "share_at_target",
+            "mean difficulty of the logged batches": "logged_difficulty",
+            "reached target level (fraction)": "reached_target",
+            "level rises by rule (a), validation > 0.95": "advances_val",
+            "level rises by rule (b), training accuracy stalled": "advances_stall"}
+    g = t.groupby(["target", "strategy"])
+    out = pd.DataFrame({label: g[col].mean() for label, col in cols.items() if col in t}).reset_index()
+    out.insert(2, "seeds", g["seed"].nunique().to_numpy())
+    return kit.ordered(out, ["target", "strategy"], {"strategy": ORDER})
+
+
+def _clipping(t):
+    rows = []
+    for (target, strategy), g in t.groupby(["target", "strategy"]):
+        rows.append({"target": target, "strategy": strategy, "k (authors' loss / ours)": loss_scale(int(target)),
+                     "updates clipped here (norm > 5)": g["clipped_here"].mean(),
+                     "would be clipped at the authors' scale (norm > 5 / k)": g["clipped_authors"].mean()})
+    return kit.ordered(pd.DataFrame(rows), ["target", "strategy"], {"strategy": ORDER})
 
 
 def _beside(t, ctx):
@@ -231,9 +343,9 @@ def figures(t, curves, ctx):
                      hue_order=CURRICULUM_ARMS)
         ax.set_ylim(0.8, target + 0.2)
         ax.set_yticks(range(1, target + 1))
-    plots.caption(fig, plots.BAND_LABEL + f"; the level advances when validation per-character accuracy at it is "
-                  f"above 0.95, checked every {ctx.setup['check_every']} updates; combined draws 1/5 of its examples "
-                  "uniformly from 1..target")
+    plots.caption(fig, plots.BAND_LABEL + f"; checked every {ctx.setup['check_every']} updates, the level rises "
+                  "when validation per-character accuracy at it is above 0.95 or training accuracy is below its value "
+                  "five checks earlier; combined draws 1/5 of its examples uniformly from 1..target")
     out["curriculum_level"] = fig
 
     fig, axes = plots.figure(2 * len(targets), width=4.2)

@@ -132,8 +132,9 @@ def test_the_loop_records_metrics_and_schedule_state():
 
 def test_naive_advances_exactly_when_its_rule_says():
     """A low threshold makes the rule fire: after each check the level rises by one exactly when
-    the validation accuracy at it was above the threshold and it was below the target."""
-    rec = train(_trial("naive", target=3, steps=60, threshold=0.2), 0, Runtime())
+    the validation accuracy at it was above the threshold and it was below the target (the
+    stagnation rule off, patience 0, so only this rule can move the level)."""
+    rec = train(_trial("naive", target=3, steps=60, threshold=0.2, patience=0), 0, Runtime())
     c = rec.curves["check"]
     for i, (level, acc, adv) in enumerate(zip(c["level"], c["val_acc"], c["advanced"])):
         assert adv == (acc > 0.2 and level < 3)
