@@ -1,9 +1,12 @@
 """Run every oplab study (or --only some), then write results/ and its scorecard.
 
-    python run_all.py                 # the whole suite at the quick budget
-    python run_all.py --only wn_vs_bn --seeds 10,11,12
-    python run_all.py --report-only   # rebuild the report from stored records
+    python run_all.py --replicate     # the whole suite at the quick budget: the committed report in results/
+    python run_all.py --only wn_vs_bn --seeds 10-14 --replicate   # other seeds: writes results/runs/seeds-10-14/
+    python run_all.py --report-only --replicate   # rebuild the report from stored records
     python run_all.py --help
+
+Only a run that would reproduce the committed report (each study's default seeds, with --replicate)
+rewrites results/; another run at the default folder writes to results/runs/<name>/ and says so.
 """
 
 import sys

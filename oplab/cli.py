@@ -1,18 +1,30 @@
 """The flags shared by run_all.py and every study's __main__.
 
 Bad input is one line on stderr naming the valid choices, exit status 2, and
-nothing written; every arm is checked before any training. Ctrl-C stops the run;
+nothing written: flags are matched exactly (no abbreviations), and every arm and
+every folder a run would write is checked before any training. Ctrl-C stops the run;
 every finished trial is already on disk, and rerunning the same command continues
 where it stopped. A trial that raises is stored as an error, listed in its study's
-errors.md, and makes the command exit 1 after the reports are written. One run at a
-time holds a results folder (a file lock); another waits for it.
+errors.md, and makes the command exit 1 after the reports are written; so does a
+stored record that a --report-only run cannot read (it is named, never silently
+dropped). One run at a time holds a results folder (a file lock); another waits for it.
+
+The default folder at the quick budget, results/, holds the committed report (each
+study's default seeds, with --replicate). A run there that would not reproduce it
+(other --seeds, or no --replicate) writes to a folder of its own instead,
+results/runs/<seeds-...|no-replication>/, seeded with (hard links to) the records
+already stored in results/, and says so in one line; `--results results` writes
+into results/ anyway.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import hashlib
 import json
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -27,7 +39,10 @@ from oplab.train import Runtime
 DEVICES = ("auto", "cpu", "cuda")
 MAX_SEEDS = 1000  # seeds a command may ask for (each is a full set of trials)
 MAX_SEED = 2**31 - 1
-LOCK_NAME = ".oplab.lock"
+LOCK_NAME = records.LOCK_NAME
+COMMITTED = Path("results")  # the default folder at the quick budget: the committed report
+RUNS = "runs"  # results/runs/<name>/: runs at the default folder that would not reproduce the committed report
+MAX_LISTED = 10  # damaged record files a line names before "and N more"
 
 
 class UsageError(Exception):
@@ -35,8 +50,27 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)  # --seed is not --seeds
+
     def error(self, message: str):  # one line, not argparse's usage block
+        if message.startswith("unrecognized arguments:"):
+            flags = [o for a in self._actions for o in a.option_strings if o.startswith("--")]
+            unknown = [t.split("=", 1)[0] for t in message.split(":", 1)[1].split() if t.startswith("--")]
+            hints = {u: " or ".join(m) for u in unknown for m in [_closest(u, flags)] if m}
+            if len(hints) == 1 and len(unknown) == 1:
+                message += f" (did you mean {next(iter(hints.values()))}?)"
+            elif hints:
+                message += f" (did you mean {'; '.join(f'{m} for {u}' for u, m in hints.items())}?)"
         raise UsageError(message)
+
+
+def _closest(flag: str, flags: list[str]) -> list[str]:
+    """The valid flags a mistyped one most likely meant: those it begins (or that begin it), else the
+    nearest by spelling."""
+    prefix = [f for f in flags if f.startswith(flag) or flag.startswith(f)]
+    return sorted(prefix, key=lambda f: (abs(len(f) - len(flag)), f))[:3] or difflib.get_close_matches(flag, flags, 1,
+                                                                                                       0.75)
 
 
 def parse_seeds(text: str) -> list[int] | int:
@@ -45,8 +79,10 @@ def parse_seeds(text: str) -> list[int] | int:
         if "," in text:
             seeds = [int(s) for s in text.split(",") if s.strip()]
         elif "-" in text.strip("-"):
-            lo, hi = text.split("-")
-            seeds = list(range(int(lo), int(hi) + 1))
+            lo, hi = (int(x) for x in text.split("-"))
+            if hi < lo:
+                raise UsageError(f"argument --seeds: {text!r} is a reversed range; write it low to high: {hi}-{lo}")
+            seeds = list(range(lo, hi + 1))
         else:
             n = int(text)
             if n < 1:
@@ -111,7 +147,7 @@ def build_parser(prog: str, study_names: list[str]) -> argparse.ArgumentParser:
 
 def _resolve(args, studies: dict[str, ModuleType]) -> tuple[list[ModuleType], list[int] | int, str]:
     if args.only is not None:
-        names = [n.strip() for n in args.only.split(",") if n.strip()]
+        names = list(dict.fromkeys(n.strip() for n in args.only.split(",") if n.strip()))  # each once
         bad = [n for n in names if n not in studies]
         if bad or not names:
             raise UsageError(f"argument --only: unknown study {', '.join(map(repr, bad)) or '(none)'}; "
@@ -122,6 +158,12 @@ def _resolve(args, studies: dict[str, ModuleType]) -> tuple[list[ModuleType], li
     seeds = parse_seeds(args.seeds) if args.seeds is not None else 0
     if args.jobs < 1:
         raise UsageError(f"argument --jobs: must be >= 1, got {args.jobs}")
+    args.notes = []  # printed once the input is known to be good
+    cores = runner.default_jobs()
+    if args.jobs > cores and args.executor == "local" and not (args.report_only or args.list or args.estimate):
+        args.notes.append(f"note: --jobs {args.jobs} is more than the {cores} cores here; running {cores} workers "
+                          "(more would only share the cores and run slower)")
+        args.jobs = cores
     device = args.device
     if args.executor == "dask":  # the workers resolve the device (and find their data) themselves
         try:
@@ -143,20 +185,106 @@ def _resolve(args, studies: dict[str, ModuleType]) -> tuple[list[ModuleType], li
         raise UsageError("argument --scheduler: only with --executor dask")
     if args.recompute_stale and args.report_only:
         raise UsageError("argument --recompute-stale: not with --report-only, which trains nothing")
+    if args.estimate and args.report_only:
+        raise UsageError("argument --estimate: not with --report-only, which trains nothing")
+    if args.results is not None and not args.results.strip():
+        raise UsageError("argument --results: empty; give a folder (default: results/ for the quick budget)")
     args.committed_report = args.results is None and args.budget == "quick"  # the report results/ holds
-    args.results = args.results or ("results" if args.budget == "quick" else f"results/{args.budget}")
-    results = Path(args.results)
-    if results.exists() and not results.is_dir():
-        raise UsageError(f"argument --results: {results} is a file; give a folder")
-    parent = next((q for q in [results, *results.parents] if q.exists()), Path("."))
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"argument --results: {parent} is not writable")
+    args.results = args.results or (str(COMMITTED) if args.budget == "quick" else f"results/{args.budget}")
+    args.seeded_from = None  # the committed folder a run of its own starts from (see _own_folder)
     if not args.list:
-        other = _budgets_in(results) - {args.budget}
-        if other:
-            raise UsageError(f"argument --results: {results} holds the {', '.join(sorted(other))} report; write the "
-                             f"{args.budget} budget to another folder (default: results/{args.budget})")
+        _check_folder(Path(args.results))
     return selected, seeds, device
+
+
+def _check_folder(results: Path) -> None:
+    """A results folder that can be created (or is a folder) and written, and holds no other budget's
+    report: UsageError if not."""
+    parent = next((q for q in [results, *results.parents] if q.exists()), Path("."))
+    if not parent.is_dir():
+        raise UsageError(f"argument --results: {parent} is a file; give a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"argument --results: {parent} is not writable")
+
+
+def _check_budget(results: Path, budget: str) -> None:
+    other = _budgets_in(results) - {budget}
+    if other:
+        raise UsageError(f"argument --results: {results} holds the {', '.join(sorted(other))} report; write the "
+                         f"{budget} budget to another folder (default: results/{budget})")
+
+
+def _check_writable(results: Path, selected: list[ModuleType], report_only: bool) -> None:
+    """Every folder the run would write into that exists already is a writable folder (checked before
+    any training: a trained trial that cannot be stored is lost)."""
+    folders = [results]
+    for s in selected:
+        folders.append(results / s.NAME)
+        if not report_only:
+            folders += [results / s.NAME / "trials", results / s.NAME / "weights"]
+    for d in folders:
+        if d.exists() and not d.is_dir():
+            raise UsageError(f"argument --results: {d} is a file, where the run writes a folder")
+        if d.exists() and not os.access(d, os.W_OK | os.X_OK):
+            what = "records" if d.name in ("trials", "weights") else "reports"
+            raise UsageError(f"argument --results: {d} is not writable, and the run writes its {what} there; "
+                             "make it writable (chmod u+w) or give another --results")
+
+
+def _has_records(results: Path, selected: list[ModuleType]) -> bool:
+    return any(next((results / s.NAME / "trials").glob("*.json"), None) is not None for s in selected)
+
+
+def seeds_slug(seeds: list[int]) -> str:
+    """A folder-name form of a seed list: 10-14 for a run of consecutive seeds, 1_5_9 for a few others,
+    first-last-Nseeds-<digest> for many."""
+    if len(seeds) > 1 and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"{seeds[0]}-{seeds[-1]}"
+    if len(seeds) <= 6:
+        return "_".join(map(str, seeds))
+    digest = hashlib.sha256(",".join(map(str, seeds)).encode()).hexdigest()[:6]
+    return f"{seeds[0]}-{seeds[-1]}-{len(seeds)}seeds-{digest}"
+
+
+def _own_folder(args, plans: list) -> Path | None:
+    """results/runs/<name>/ for a run at the default folder that would not reproduce the committed
+    report there (each study's default seeds, with --replicate); None for a run that would, or that
+    names its --results."""
+    if not args.committed_report:
+        return None
+    other_seeds = any(p.seeds != runner.default_seeds(p.study, args.budget) for p in plans)
+    if not other_seeds and args.replicate:
+        return None
+    parts = ([f"seeds-{seeds_slug(plans[0].seeds)}"] if other_seeds else []) + ([] if args.replicate
+                                                                               else ["no-replication"])
+    return COMMITTED / RUNS / "-".join(parts)
+
+
+def _seed_from(committed: Path, results: Path, selected: list[ModuleType]) -> int:
+    """Hard-link (else copy) the records and teacher weights stored in the committed folder into a run's
+    own folder, where it has none of that name: a trial's key names its config and seed, so they are the
+    same trials. Returns how many files were added."""
+    n = 0
+    for s in selected:
+        for sub, pattern in (("trials", "*.json"), ("weights", "*.pt")):
+            files = sorted((committed / s.NAME / sub).glob(pattern))
+            if not files:
+                continue
+            dest = results / s.NAME / sub
+            dest.mkdir(parents=True, exist_ok=True)
+            for f in files:
+                target = dest / f.name
+                if target.exists():
+                    continue
+                try:
+                    os.link(f, target)
+                except OSError:
+                    try:
+                        shutil.copyfile(f, target)
+                    except OSError:
+                        continue
+                n += 1
+    return n
 
 
 def _budgets_in(results: Path) -> set[str]:
@@ -171,8 +299,28 @@ def _budgets_in(results: Path) -> set[str]:
 
 
 def main(all_studies: list[ModuleType], argv: list[str] | None = None, prog: str | None = None) -> int:
-    studies = {s.NAME: s for s in all_studies}
     prog = prog or (Path(sys.argv[0]).name if len(all_studies) > 1 else f"python -m studies.{all_studies[0].NAME}")
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warnings(prog, warnings.showwarning)
+        return _main(all_studies, argv, prog)
+
+
+def _one_line_warnings(prog: str, show):
+    """oplab's own warnings (an invalid record, a teacher's missing weights, a dead worker) as one line
+    each on stderr, not Python's file:line and source; others as usual."""
+    here = str(Path(__file__).resolve().parent) + os.sep
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, UserWarning) and str(Path(filename).resolve()).startswith(here):
+            print(f"{prog}: warning: {message}", file=file or sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
+
+
+def _main(all_studies: list[ModuleType], argv: list[str] | None, prog: str) -> int:
+    studies = {s.NAME: s for s in all_studies}
     parser = build_parser(prog, list(studies))
     try:
         args = parser.parse_args(argv)
@@ -199,6 +347,16 @@ def main(all_studies: list[ModuleType], argv: list[str] | None = None, prog: str
                 raise UsageError(f"argument --seeds: {err}") from None
         if args.estimate:
             return _estimate(plans, args)
+        own = _own_folder(args, plans)
+        if own is not None:  # the committed report stays as it is; this run gets a folder of its own
+            args.seeded_from, args.results = COMMITTED, str(own)
+            _check_folder(own)
+        results = Path(args.results)
+        _check_budget(results, args.budget)
+        _check_writable(results, selected, args.report_only)
+        if args.report_only and not _has_records(args.seeded_from or results, selected):
+            raise UsageError(f"no stored records under {args.seeded_from or results} for "
+                             f"{', '.join(s.NAME for s in selected)}; run without --report-only first")
         if not args.report_only and args.executor != "dask":  # Dask workers check their own data
             from oplab import data
 
@@ -213,7 +371,15 @@ def main(all_studies: list[ModuleType], argv: list[str] | None = None, prog: str
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
 
-    results = Path(args.results)
+    for note in args.notes:
+        print(f"{parser.prog}: {note}", file=sys.stderr)
+    if args.seeded_from is not None:
+        why = " and ".join(([f"seeds {args.seeds}"] if any(
+            p.seeds != runner.default_seeds(p.study, args.budget) for p in plans) else [])
+            + ([] if args.replicate else ["no --replicate"]))
+        print(f"{parser.prog}: note: with {why} this run is not the committed report in {COMMITTED}/, so it writes "
+              f"to {results}/ (starting from the records stored in {COMMITTED}/); `--results {COMMITTED}` would "
+              "rewrite the committed pages", file=sys.stderr)
     if args.deterministic:  # cuBLAS reads this when it starts; worker processes inherit it
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     runtime = Runtime(device=device, data_dir=args.data_dir, download=args.download,
@@ -230,6 +396,8 @@ def main(all_studies: list[ModuleType], argv: list[str] | None = None, prog: str
         except KeyboardInterrupt:
             return 130
     try:
+        if args.seeded_from is not None:
+            _seed_from(args.seeded_from, results, [p.study for p in plans])
         return _main_locked(args, parser, plans, results, runtime)
     finally:
         lock.release()
@@ -250,14 +418,23 @@ def _estimate(plans: list, args) -> int:
 
 
 def _main_locked(args, parser, plans: list, results: Path, runtime: Runtime) -> int:
-    from oplab import staleness
+    from oplab import estimate, staleness
 
     t0 = time.perf_counter()
     records.remove_partial_writes(results)  # a run killed mid-write leaves temp files; none is a record
-    # the environment stored records are compared with (with Dask: this machine's, not the workers')
-    env = staleness.current_environment(runtime.device if runtime.device != "auto" else "cpu",
-                                        runner.THREADS_PER_TRIAL)
+    # the environment stored records are compared with: where trials would train again (with a Dask
+    # scheduler, the workers'; with "auto", the device that resolves to there)
+    env: dict | list[dict]
+    if args.executor == "dask" and args.scheduler:
+        try:
+            env = staleness.worker_environments(args.scheduler, runtime.device, runner.THREADS_PER_TRIAL)
+        except (OSError, TimeoutError) as err:
+            print(f"{parser.prog}: error: cannot reach the Dask scheduler at {args.scheduler}: {err}", file=sys.stderr)
+            return 2
+    else:
+        env = staleness.worker_environment(runtime.device, runner.THREADS_PER_TRIAL)
     args.stale = (lambda rec: staleness.is_stale(rec.provenance, env, code=True)) if args.recompute_stale else None
+    args.unreadable = {}  # study -> record files a --report-only run could not read
     names = ", ".join(p.study.NAME for p in plans)
     try:
         recs = _run(args, [sp for p in plans for sp in p.tuning], results, runtime, f"{args.budget} tuning: {names}")
@@ -265,12 +442,16 @@ def _main_locked(args, parser, plans: list, results: Path, runtime: Runtime) -> 
             runner.finish_plan(p, report.frame(p.tuning, recs))
         if args.report_only and any(p.tune and not p.trials for p in plans):
             missing = ", ".join(p.study.NAME for p in plans if p.tune and not p.trials)
+            if args.unreadable:
+                return _say_unreadable(parser.prog, args.unreadable, results)
             print(f"{parser.prog}: error: no stored tuning records for {missing} under {results}; run without "
                   "--report-only first", file=sys.stderr)
             return 2
         recs.update(_run(args, [sp for p in plans for sp in p.trials], results, runtime,
                          f"{args.budget}: {names}"))
         if args.report_only and not recs:
+            if args.unreadable:
+                return _say_unreadable(parser.prog, args.unreadable, results)
             print(f"{parser.prog}: error: no stored records under {results} for this budget and these "
                   "seeds; run without --report-only first", file=sys.stderr)
             return 2
@@ -287,13 +468,14 @@ def _main_locked(args, parser, plans: list, results: Path, runtime: Runtime) -> 
         for p in plans:
             if not any(sp.key in recs for sp in p.trials):
                 continue
-            v = report.write_study(p.study, p, recs, results, env)
+            v = report.write_study(p.study, p, recs, results, env, cost_of=estimate.record_cost,
+                                   unreadable=args.unreadable.get(p.study.NAME, []))
             rep = v["replication"]
-            print(f"{p.study.NAME:22s} {v['word']}" + (f"; replicated {rep['agree']}/{rep['of']}" if rep else "")
+            print(f"{p.study.NAME:22s} {v['word']}" + (f"; halves agree {rep['agree']}/{rep['of']}" if rep else "")
                   + f"  ->  {results / p.study.NAME / 'README.md'}")
         index = report.write_index(results)
     print(f"report: {index}  ({time.perf_counter() - t0:.0f} s)")
-    _note_rewritten_report(args, plans)
+    code = _say_unreadable(parser.prog, args.unreadable, results) if args.unreadable else 0
     errors = {p.study.NAME: {sp.key for sp in p.tuning + p.trials if sp.key in recs and recs[sp.key].status == "error"}
               for p in plans}
     failed = {name: len(keys) for name, keys in errors.items() if keys}
@@ -302,34 +484,43 @@ def _main_locked(args, parser, plans: list, results: Path, runtime: Runtime) -> 
         print(f"{parser.prog}: {sum(failed.values())} trials failed with an error: see {where}; "
               "the next run tries them again", file=sys.stderr)
         return 1
-    return 0
+    return code
 
 
-def _note_rewritten_report(args, plans: list) -> None:
-    """results/ holds the report built with each study's default seeds and --replicate; a run there
-    with other seeds, or without --replicate, rewrites those pages: say so, and how to restore them."""
-    if not getattr(args, "committed_report", False):
-        return
-    other = [p.study.NAME for p in plans
-             if p.seeds != runner.default_seeds(p.study, args.budget) or not args.replicate]
-    if other:
-        seeds = f"seeds {args.seeds}" if args.seeds is not None else "the default seeds"
-        print(f"note: {args.results}/ now reports {', '.join(other)} at {seeds}"
-              f"{'' if args.replicate else ' without replication'}, not the committed report; "
-              f"`python run_all.py --only {','.join(other)} --replicate` rebuilds that from the stored records "
-              "(give other seeds their own --results DIR)", file=sys.stderr)
+def _say_unreadable(prog: str, unreadable: dict[str, list[str]], results: Path) -> int:
+    """One line a study naming the record files a --report-only run could not read; exit status 1."""
+    for study, files in sorted(unreadable.items()):
+        files = sorted(set(files))
+        shown = ", ".join(files[:MAX_LISTED]) + (f" and {len(files) - MAX_LISTED} more" if len(files) > MAX_LISTED
+                                                 else "")
+        print(f"{prog}: {len(files)} records unreadable in {results / study / 'trials'}: {shown}; rerun without "
+              "--report-only to retrain them", file=sys.stderr)
+    return 1
+
+
+def unreadable_records(results: Path, specs: list) -> dict[str, list[str]]:
+    """study -> the file names of the specs' stored records that cannot be read (damaged, invalid,
+    non-finite where finite numbers are required), sorted; studies with none are left out."""
+    found: dict[str, set[str]] = {}
+    for sp in specs:
+        records.load(runner.Store(results, sp.study).path(sp.key), sp.key,
+                     on_invalid=lambda path, reason, study=sp.study: found.setdefault(study, set()).add(path.name))
+    return {study: sorted(names) for study, names in found.items()}
 
 
 def _run(args, specs: list, results: Path, runtime: Runtime, desc: str) -> dict:
-    """Train the specs not yet stored (or, with --report-only, only load the stored ones)."""
+    """Train the specs not yet stored (or, with --report-only, only load the stored ones, noting in
+    args.unreadable the files that cannot be read)."""
     if not specs:
         return {}
     if args.report_only:
         recs = {}
-        for sp in specs:
-            rec = runner.Store(results, sp.study).load(sp.key)
+        for key, sp in {sp.key: sp for sp in specs}.items():
+            path = runner.Store(results, sp.study).path(key)
+            rec = records.load(path, key, on_invalid=lambda p, reason, study=sp.study: args.unreadable.setdefault(
+                study, []).append(p.name))
             if rec is not None:
-                recs[sp.key] = rec
+                recs[key] = rec
         return recs
     return runner.run(specs, results, runtime, jobs=args.jobs, executor=args.executor, scheduler=args.scheduler,
                       progress=not args.no_progress, desc=desc, recompute=args.stale)

@@ -2,8 +2,13 @@
 
 A record holds its config, seed, curves, final metrics, status, timings and
 provenance. `save` writes a temp file and renames it, so a crash mid-write
-leaves either the old file or none; `load` treats a truncated, invalid or
-unreadable file as missing (the runner then recomputes it, with a warning).
+leaves either the old file or none, and the file gets the mode the umask gives
+(0644 usually), like any other file the process writes. `load` treats a file
+that is truncated, unreadable, not a record (a field missing, unknown or of the
+wrong type, a key given twice) or that holds non-finite numbers where finite
+ones are required (an "ok" record's final metrics) as invalid: by default a
+one-line InvalidRecordWarning (the runner then trains the trial again), or the
+caller's `on_invalid(path, reason)` (a report-only run lists such files instead).
 
 Provenance (`provenance`) names the environment a record was computed in: the
 versions of Python, torch and the packages that make data or statistics, the
@@ -18,12 +23,16 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
+import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
 import tempfile
 import warnings
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,25 +93,87 @@ class Record:
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"record has unknown fields {', '.join(sorted(unknown))}")
+        _check_types(d)
         rec = cls(**d)
         if rec.status not in STATUSES:
             raise ValueError(f"record status {rec.status!r} is not one of {STATUSES}")
-        if rec.status == "error" and not isinstance(rec.error, dict):
+        if rec.status == "error" and not (isinstance(rec.error, dict) and all(
+                isinstance(rec.error.get(k), str) for k in ("type", "message", "traceback"))):
             raise ValueError("a record of status 'error' needs its error ({'type', 'message', 'traceback'})")
+        if rec.status == "ok":  # a trial that trained to the end has finite final metrics (train.py checks)
+            bad = sorted(k for k, v in rec.final.items() if isinstance(v, float) and not math.isfinite(v))
+            if bad:
+                raise ValueError(f"status 'ok' with non-finite final {', '.join(f'{k}={rec.final[k]}' for k in bad)}")
         return rec
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+# the JSON type of each field (as the class declares it); a field of another type is damage, not a record
+_FIELD_TYPES: dict[str, tuple] = {
+    "config": (dict,), "seed": (int,), "status": (str,), "curves": (dict,), "final": (dict,), "timings": (dict,),
+    "provenance": (dict,), "diverged_step": (int, type(None)), "extra": (dict,), "key": (str,), "study": (str,),
+    "budget": (str,), "version": (int,), "error": (dict, type(None)),
+}
+
+
+def _json_type(v: Any) -> str:
+    """A value's type as JSON names it."""
+    for t, name in ((bool, "a boolean"), (type(None), "null"), (int, "an integer"), (float, "a number"),
+                    (str, "a string"), (list, "a list"), (dict, "an object")):
+        if isinstance(v, t):
+            return name
+    return type(v).__name__
+
+
+def _check_types(d: dict[str, Any]) -> None:
+    """Raise ValueError for a field of the wrong type: a record's fields, its final metrics and timings
+    (numbers; a final metric may be None, e.g. a target never reached) and its curves (table -> column ->
+    list)."""
+    for name, types in _FIELD_TYPES.items():
+        if name in d and (not isinstance(d[name], types) or (isinstance(d[name], bool) and bool not in types)):
+            raise ValueError(f"field {name!r} is {_json_type(d[name])}, expected "
+                             f"{' or '.join(_json_type(t()) for t in types)}")
+    for name in ("final", "timings"):
+        bad = sorted(str(k) for k, v in d[name].items() if not (_is_number(v) or (name == "final" and v is None)))
+        if bad:
+            raise ValueError(f"{name} {', '.join(map(repr, bad))} not a number")
+    for table, cols in d["curves"].items():
+        if not isinstance(cols, dict) or not all(isinstance(v, list) for v in cols.values()):
+            raise ValueError(f"curve table {table!r} is not columns of lists")
 
 
 PARTIAL_SUFFIX = ".tmp"  # atomic_write's temp files: what a process killed mid-write leaves behind
 
 
+def umask() -> int:
+    """The process's umask (Linux: read from /proc, which leaves it untouched; elsewhere set and
+    restored at once)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` atomically (temp file in the same folder, then rename): a crash
     mid-write leaves the old file or none, never half of one (a killed process can leave the
-    temp file; remove_partial_writes clears it)."""
+    temp file; remove_partial_writes clears it). The file gets the mode an ordinary write would
+    (0666 less the umask: 0644 usually), not the temp file's 0600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=PARTIAL_SUFFIX)
     try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o666 & ~umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -113,12 +184,23 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+LOCK_NAME = ".oplab.lock"  # the lock file of a results folder (held by the run that writes there)
+
+
 def remove_partial_writes(results_dir: Path) -> int:
     """Delete the temp files of atomic writes cut short (a run killed mid-write) in a results
     folder: its index, study pages, records and weights, i.e. up to two folders deep. Only while
-    no other run writes there (under the folder's lock). Returns how many were deleted."""
+    no other run writes there (under the folder's lock); a results folder inside it (one with its
+    own lock file, e.g. results/smoke/ or results/runs/<run>/) is another run's and is left alone.
+    Returns how many were deleted."""
     root = Path(results_dir)
-    stale = [p for pattern in ("*", "*/*", "*/*/*") for p in root.glob(pattern + PARTIAL_SUFFIX) if p.is_file()]
+
+    def own(p: Path) -> bool:
+        rel = p.relative_to(root).parts
+        return all(not (root.joinpath(*rel[:i]) / LOCK_NAME).exists() for i in range(1, len(rel)))
+
+    stale = [p for pattern in ("*", "*/*", "*/*/*") for p in root.glob(pattern + PARTIAL_SUFFIX)
+             if p.is_file() and own(p)]
     for p in stale:
         p.unlink(missing_ok=True)
     return len(stale)
@@ -126,22 +208,78 @@ def remove_partial_writes(results_dir: Path) -> int:
 
 def save(record: Record, path: Path) -> None:
     """Write `record` to `path` atomically."""
-    atomic_write(path, record.to_json().encode())
+    data = record.to_json().encode()
+    atomic_write(path, data)
+    _set_digest(record, data)
 
 
-def load(path: Path, key: str | None = None) -> Record | None:
-    """The record at `path`, or None if absent, truncated or invalid (with a warning)."""
+class InvalidRecordWarning(UserWarning):
+    """A stored record file that cannot be used (see `load`); the command line shows it as one line."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen: set[str] = set()
+        twice = sorted({k for k, _ in pairs if k in seen or seen.add(k)})
+        raise ValueError(f"key {', '.join(map(repr, twice))} given twice")
+    return d
+
+
+def read(path: Path, key: str | None = None) -> Record:
+    """The record at `path`; ValueError (or OSError) saying why when it is not a valid record."""
+    path = Path(path)
+    data = path.read_bytes()
+    d = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates)
+    if not isinstance(d, dict):
+        raise ValueError(f"it holds {_json_type(d)}, not a record (an object)")
+    rec = Record.from_dict(d)
+    if key is not None and rec.key != key:
+        raise ValueError(f"its key is {rec.key!r}, expected {key!r}")
+    _set_digest(rec, data)
+    return rec
+
+
+def load(path: Path, key: str | None = None,
+         on_invalid: Callable[[Path, str], None] | None = None) -> Record | None:
+    """The record at `path`, or None if absent or invalid: truncated, unreadable, not a record (a field
+    missing, unknown or of the wrong type, a key given twice, another trial's key) or holding non-finite
+    final metrics in an "ok" record. An invalid file is passed to `on_invalid(path, reason)`, or by
+    default warned about (InvalidRecordWarning, which the command line shows as one line), and is
+    left where it is."""
     path = Path(path)
     if not path.exists():
         return None
     try:
-        rec = Record.from_dict(json.loads(path.read_text()))
-        if key is not None and rec.key != key:
-            raise ValueError(f"its key is {rec.key!r}, expected {key!r}")
-        return rec
-    except (ValueError, TypeError, OSError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        warnings.warn(f"ignoring invalid record {path} ({err}); it will be recomputed", stacklevel=2)
+        return read(path, key)
+    except (ValueError, TypeError, OSError, RecursionError) as err:  # JSONDecodeError, UnicodeDecodeError: ValueErrors
+        reason = str(err) or type(err).__name__
+        if on_invalid is not None:
+            on_invalid(path, reason)
+        else:
+            warnings.warn(f"ignoring invalid record {path} ({reason}); its trial is trained again",
+                          InvalidRecordWarning, stacklevel=2)
         return None
+
+
+# id(record) -> (a weak reference to it, the digest of its file): kept beside the records, not on them
+# (a Record's fields are exactly its dataclass fields); an entry goes when its record does
+_DIGESTS: dict[int, tuple[weakref.ref, str]] = {}
+
+
+def _set_digest(rec: Record, data: bytes) -> str:
+    key, found = id(rec), hashlib.sha256(data).hexdigest()
+    _DIGESTS[key] = (weakref.ref(rec, lambda _, key=key: _DIGESTS.pop(key, None)), found)
+    return found
+
+
+def digest(rec: Record) -> str:
+    """A digest of a record's whole content: of its file's bytes when it was loaded or saved, else of
+    what `save` would write. Any change to a stored record changes it."""
+    entry = _DIGESTS.get(id(rec))
+    if entry is not None and entry[0]() is rec:
+        return entry[1]
+    return _set_digest(rec, rec.to_json().encode())
 
 
 @functools.cache
@@ -159,7 +297,7 @@ def git_commit(cwd: Path | None = None) -> str:
 # that only report, judge, store or orchestrate from the command line (studies declare arms, whose
 # configs are in the records' keys, and verdicts)
 NOT_TRIAL_CODE = ("report.py", "plots.py", "stats.py", "kit.py", "cli.py", "records.py", "staleness.py",
-                  "estimate.py")
+                  "estimate.py", "forest.py", "compare.py")
 CODE_PATHS = ("oplab", *(f":(exclude)oplab/{name}" for name in NOT_TRIAL_CODE))
 
 

@@ -18,6 +18,13 @@ uncommitted changes (git_dirty).
 A field that a record lacks (records made before it was recorded), or that reads "unknown" on
 either side, is not a difference: nothing says that it differs.
 
+Where: the environment that counts is the one a trial would train in again. Provenance is
+recorded where the trial ran (a Dask worker's record names the worker's CPU, GPU and packages),
+so with a Dask scheduler the comparison is with the workers' environments (worker_environments,
+asked of every worker), not the client's; `env` may then be a list of environments, and a record
+is compared with the one it differs from least (a record that matches any worker is current).
+`worker_environment` resolves the device "auto" as a trial does (cuda where there is a GPU).
+
 Code (the field "code"): every commit changes the commit hash, most without changing a number
 (documentation, reports, refactors checked bit for bit). A record's commit counts as other code
 only when git shows a change between that commit and HEAD in the files that compute trials
@@ -33,7 +40,7 @@ from __future__ import annotations
 import functools
 import subprocess
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,15 +62,49 @@ def current_environment(device: str = "cpu", threads: int | None = 1) -> dict[st
     return env
 
 
+def worker_environment(device: str = "auto", threads: int | None = 1) -> dict[str, Any]:
+    """current_environment() for the device a trial given `device` runs on here ("auto": cuda when
+    torch sees a GPU, as oplab.runner resolves it in the worker)."""
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return current_environment(device, threads)
+
+
+def worker_environments(scheduler: str, device: str = "auto", threads: int | None = 1,
+                        timeout: str = "10s") -> list[dict[str, Any]]:
+    """The distinct environments of the workers of a Dask cluster (each asked by worker_environment,
+    which records.provenance computes there as it does for a trial); this machine's when no worker
+    has joined yet. Raises OSError or TimeoutError when the scheduler cannot be reached."""
+    import json
+
+    from dask.distributed import Client
+
+    with Client(scheduler, timeout=timeout, set_as_default=False) as client:
+        found = client.run(worker_environment, device, threads)
+    envs: dict[str, dict[str, Any]] = {}
+    for env in found.values():
+        envs.setdefault(json.dumps(env, sort_keys=True, default=str), env)
+    return list(envs.values()) or [worker_environment(device, threads)]
+
+
+Env = Mapping[str, Any] | Sequence[Mapping[str, Any]]  # one environment, or several (a cluster's workers)
+
+
 def _known(value: Any) -> bool:
     return value not in UNKNOWN
 
 
-def differences(record_provenance: Mapping[str, Any], env: Mapping[str, Any],
+def differences(record_provenance: Mapping[str, Any], env: Env,
                 code: bool = True) -> dict[str, tuple[Any, Any]]:
     """field -> (the record's value, the current value), for each ENVIRONMENT field that differs,
     plus "code" -> (the record's commit, the current commit) when the code that computes trials
-    changed between them (with `code`)."""
+    changed between them (with `code`). With several environments: the differences from the one
+    the record differs from least (none when it matches one of them)."""
+    if not isinstance(env, Mapping):
+        found = [differences(record_provenance, e, code) for e in env]
+        return min(found, key=len) if found else {}
     out: dict[str, tuple[Any, Any]] = {}
     for name in ENVIRONMENT:
         old, new = record_provenance.get(name), env.get(name)
@@ -76,7 +117,7 @@ def differences(record_provenance: Mapping[str, Any], env: Mapping[str, Any],
     return out
 
 
-def is_stale(record_provenance: Mapping[str, Any], env: Mapping[str, Any], code: bool = False) -> bool:
+def is_stale(record_provenance: Mapping[str, Any], env: Env, code: bool = False) -> bool:
     """Whether the record comes from another environment (and, with `code`, from other code)."""
     return bool(differences(record_provenance, env, code=code))
 
@@ -86,7 +127,7 @@ def describe(field: str, old: Any, new: Any) -> str:
     return f"{field} {old} -> {new}"
 
 
-def summarize(recs: Iterable[Any], env: Mapping[str, Any] | None = None,
+def summarize(recs: Iterable[Any], env: Env | None = None,
               code: bool = False) -> tuple[int, Counter]:
     """(how many records come from another environment, Counter of "field old -> new" over them).
 
@@ -102,7 +143,7 @@ def summarize(recs: Iterable[Any], env: Mapping[str, Any] | None = None,
     return n_stale, counts
 
 
-def stale_line(recs: Iterable[Any], env: Mapping[str, Any] | None = None) -> str:
+def stale_line(recs: Iterable[Any], env: Env | None = None) -> str:
     """The study page's line on stale records, "" when every record comes from this environment
     and this code; e.g. "12 of 110 records come from another environment (torch 2.14.0 -> 2.14.1: 12);
     3 of 110 records come from other code (code a1b2c3d -> e4f5a6b: 3)". Counts are sorted, most

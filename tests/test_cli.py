@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from oplab import cli
+from oplab import cli, runner
 from studies import all_studies, get
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,21 +86,45 @@ def test_report_only_rebuilds_the_same_report(tmp_path):
     assert manifest["wn_vs_bn"]["provenance"]["torch"]
 
 
-def test_a_run_into_results_with_other_seeds_says_it_rewrote_the_committed_report(tmp_path, capsys, monkeypatch):
+def _verdict(results: Path) -> dict:
+    return json.loads((results / "tiny" / "verdict.json").read_text())
+
+
+def test_a_run_into_the_default_folder_that_would_not_reproduce_the_committed_report_gets_its_own(
+        tmp_path, capsys, monkeypatch):
+    """The committed report in results/ is each study's default seeds with --replicate; a run at the
+    default folder with other seeds, or without --replicate, writes to results/runs/<name>/ instead
+    (starting from the records stored in results/), and says so in one line."""
     from tests import tinystudy
 
-    monkeypatch.chdir(tmp_path)  # the default folder, results/, is the committed report
-    assert cli.main([tinystudy], ["--jobs", "1", "--no-progress", "--seeds", "10-14", "--replicate"]) == 0
-    err = capsys.readouterr().err
-    note = [line for line in err.splitlines() if line.startswith("note: results/ now reports tiny")]
-    assert len(note) == 1 and "seeds 10-14" in note[0] and "--only tiny --replicate" in note[0], err
-    assert json.loads((tmp_path / "results/tiny/verdict.json").read_text())["seeds"][:1] == [10]
-    # the default seeds with --replicate are the committed report: no note
-    assert cli.main([tinystudy], ["--jobs", "1", "--no-progress", "--replicate"]) == 0
+    monkeypatch.chdir(tmp_path)  # results/ here is "the committed report"
+    quick = ["--jobs", "1", "--no-progress"]
+    assert cli.main([tinystudy], [*quick, "--replicate"]) == 0  # the committed report's own command
+    committed = {p.relative_to("results").as_posix(): p.read_bytes() for p in Path("results").rglob("*")
+                 if p.is_file() and p.name != cli.LOCK_NAME}
     assert "note:" not in capsys.readouterr().err
-    # without --replicate, or into a folder of one's own, as the note advises
-    assert cli.main([tinystudy], ["--jobs", "1", "--no-progress", "--report-only"]) == 0
-    assert "default seeds without replication" in capsys.readouterr().err
-    assert cli.main([tinystudy], ["--jobs", "1", "--no-progress", "--seeds", "20-24",
-                                  "--results", str(tmp_path / "mine")]) == 0
-    assert "note:" not in capsys.readouterr().err
+
+    calls = []
+    real = runner.run_spec
+    monkeypatch.setattr(runner, "run_spec", lambda s, *a: calls.append(s.seed) or real(s, *a))
+    assert cli.main([tinystudy], [*quick, "--seeds", "10-14", "--replicate"]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "note:" in line]
+    own = Path("results/runs/seeds-10-14")
+    assert err == [f"python -m studies.tiny: note: with seeds 10-14 this run is not the committed report in results/, "
+                   f"so it writes to {own}/ (starting from the records stored in results/); `--results results` "
+                   "would rewrite the committed pages"]
+    assert _verdict(own)["seeds"] == [10, 11, 12, 13, 14] and sorted(set(calls)) == [*range(10, 15), *range(110, 115)]
+
+    calls.clear()  # without --replicate: its own folder, from the records already stored (nothing to train)
+    assert cli.main([tinystudy], quick) == 0
+    assert "writes to results/runs/no-replication/" in capsys.readouterr().err
+    assert calls == [] and _verdict(Path("results/runs/no-replication"))["replication"] is None
+    assert cli.main([tinystudy], [*quick, "--report-only", "--seeds", "0-1"]) == 0  # from results/' records
+    assert "writes to results/runs/seeds-0-1-no-replication/" in capsys.readouterr().err and calls == []
+    assert {p.relative_to("results").as_posix(): p.read_bytes() for p in Path("results").rglob("*")
+            if p.is_file() and p.name != cli.LOCK_NAME and "runs" not in p.parts} == committed
+
+    # a folder named on the command line is the user's choice, results/ included
+    assert cli.main([tinystudy], [*quick, "--report-only", "--results", "results"]) == 0
+    assert "note:" not in capsys.readouterr().err and _verdict(Path("results"))["replication"] is None
+    assert "results/runs/" in (ROOT / ".gitignore").read_text().splitlines()

@@ -29,9 +29,10 @@ def test_an_error_record_round_trips(tmp_path):
 def test_an_error_record_needs_its_error(tmp_path):
     path = tmp_path / "r.json"
     d = json.loads(_record().to_json())
-    path.write_text(json.dumps({**d, "status": "error"}))
-    with pytest.warns(UserWarning, match="needs its error"):
-        assert records.load(path) is None
+    for error in (None, {}, {"type": "ValueError", "message": 3, "traceback": ""}):
+        path.write_text(json.dumps({**d, "status": "error", "error": error}))
+        with pytest.warns(UserWarning, match="needs its error"):
+            assert records.load(path) is None
 
 
 def test_records_without_the_error_field_still_load(tmp_path):
@@ -56,7 +57,7 @@ def test_an_unreadable_file_is_an_invalid_record(tmp_path, monkeypatch):
     def unreadable(self, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(self))
 
-    monkeypatch.setattr(Path, "read_text", unreadable)
+    monkeypatch.setattr(Path, "read_bytes", unreadable)
     with pytest.warns(UserWarning, match="Permission denied"):
         assert records.load(path) is None
 
@@ -102,3 +103,67 @@ def test_git_commit_is_asked_once_per_process(monkeypatch):
     for _ in range(3):
         assert records.git_commit() == first
     assert len(calls) == 1
+
+
+def _valid(tmp_path) -> Path:
+    path = tmp_path / "r.json"
+    records.save(_record(final={"test_err": 0.25, "steps": 12, "reached": None},
+                         curves={"eval": {"step": [1, 2], "test_loss": [0.5, 0.4]}}, timings={"wall_s": 1.0}), path)
+    return path
+
+
+def _why(path) -> list[str]:
+    found = []
+    assert records.load(path, "k", on_invalid=lambda p, reason: found.append(reason)) is None
+    return found
+
+
+@pytest.mark.parametrize("change,reason", [
+    ({"seed": "0"}, "field 'seed' is a string, expected an integer"),
+    ({"seed": True}, "field 'seed' is a boolean, expected an integer"),
+    ({"status": 1}, "field 'status' is an integer, expected a string"),
+    ({"final": []}, "field 'final' is a list, expected an object"),
+    ({"final": {"test_err": "0.25"}}, "final 'test_err' not a number"),
+    ({"timings": {"wall_s": None}}, "timings 'wall_s' not a number"),
+    ({"curves": {"eval": [1, 2]}}, "curve table 'eval' is not columns of lists"),
+    ({"curves": {"eval": {"step": 3}}}, "curve table 'eval' is not columns of lists"),
+    ({"diverged_step": 1.5}, "field 'diverged_step' is a number, expected an integer or null"),
+    ({"key": None}, "field 'key' is null, expected a string"),
+    ({"final": {"test_err": float("nan")}}, "status 'ok' with non-finite final test_err=nan"),
+    ({"final": {"test_loss": float("-inf"), "test_err": float("inf")}},
+     "status 'ok' with non-finite final test_err=inf, test_loss=-inf"),
+])
+def test_a_field_of_the_wrong_type_or_a_nan_final_is_invalid(change, reason, tmp_path):
+    path = _valid(tmp_path)
+    path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
+    assert _why(path) == [reason]
+
+
+def test_a_key_given_twice_a_json_that_is_not_an_object_and_a_deep_nest_are_invalid(tmp_path):
+    path = _valid(tmp_path)
+    text = path.read_text()
+    path.write_text('{"seed": 0, ' + text.lstrip()[1:])  # the same value twice is still damage
+    assert _why(path) == ["key 'seed' given twice"]
+    for text, reason in (("[1, 2]", "it holds a list, not a record"), ("null", "it holds null, not a record"),
+                         ("[" * 100000 + "]" * 100000, "")):
+        path.write_text(text)
+        assert len(_why(path)) == 1 and reason in _why(path)[0]
+
+
+def test_an_invalid_record_is_one_warning_of_its_own_category(tmp_path):
+    path = _valid(tmp_path)
+    path.write_text(path.read_text()[:40])
+    with pytest.warns(records.InvalidRecordWarning, match=r"ignoring invalid record .*r\.json \(.*\); its trial is "
+                                                          "trained again") as caught:
+        assert records.load(path) is None
+    assert len(caught) == 1 and issubclass(records.InvalidRecordWarning, UserWarning)
+    assert "recomputed" not in str(caught[0].message)
+
+
+def test_a_valid_record_loads_with_none_finals_and_its_digest_is_its_files(tmp_path):
+    import hashlib
+
+    path = _valid(tmp_path)
+    rec = records.load(path, "k")
+    assert rec.final["reached"] is None and rec.final["test_err"] == 0.25
+    assert records.digest(rec) == hashlib.sha256(path.read_bytes()).hexdigest()

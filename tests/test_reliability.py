@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -150,14 +151,23 @@ def test_a_second_run_on_the_same_folder_waits_for_the_lock(tmp_path):
     lock = FileLock(str(out / cli.LOCK_NAME))
     lock.acquire()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    runs = [subprocess.Popen(_cmd(out), cwd=ROOT, env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-            for _ in range(2)]
-    time.sleep(8)  # both start, check their input, and wait for the lock
+    runs = [subprocess.Popen(_cmd(out), cwd=ROOT, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                             text=True) for _ in range(2)]
+    errs = [[] for _ in runs]
+    readers = [threading.Thread(target=lambda r=r, e=e: e.extend(r.stderr), daemon=True) for r, e in zip(runs, errs)]
+    for t in readers:
+        t.start()
+    deadline = time.time() + 180  # both start, check their input, and say that they wait for the lock
+    while not all(any("another run is using" in line for line in e) for e in errs):
+        assert time.time() < deadline and all(r.poll() is None for r in runs), errs
+        time.sleep(0.1)
+    time.sleep(1)
     assert not list(out.glob("tiny/trials/*.json")), "nothing trains while another run holds the lock"
     lock.release()
-    errs = [r.communicate(timeout=240)[1] for r in runs]
-    assert [r.returncode for r in runs] == [0, 0]
-    assert all("another run is using" in e for e in errs)
+    assert [r.wait(timeout=240) for r in runs] == [0, 0]
+    for t in readers:
+        t.join(timeout=30)
+    errs = ["".join(e) for e in errs]
     # exactly one of the two trained (its progress bar counts the trials); the other found them stored
     assert sum("trials: 100%" in e or "10/10" in e for e in errs) == 1, errs
     assert len(records(out)) == 10
