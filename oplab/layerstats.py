@@ -19,6 +19,11 @@ no nonlinearity, the layer's own output (the logits).
   layer's activation, each layer's spectral and Frobenius weight norms and bias norm, and the
   running product of spectral norms; in a ReLU net whose biases are 0,
   ||activation_i|| <= ||x|| prod_{j <= i} ||W_j||_2.
+- `output_variance`: each weight layer's own output (before any normalizer or nonlinearity), with
+  the model in training mode (batch statistics in BN layers, as LSUV fits): its variance over
+  every element (LSUV's Var, `layer{i}_var`) and that estimate's standard error from the batch's
+  examples (`layer{i}_var_se`), so that a deviation from a target can be set against the spread a
+  batch of that size gives by sampling alone.
 
 The monitors run through `oplab.monitors.run`, which puts the model in eval mode and restores
 its mode and buffers; they take gradients with `torch.autograd.grad` with respect to the
@@ -33,7 +38,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from oplab.models import ACTIVATIONS, NormSlot, weight_layers
+from oplab.models import ACTIVATIONS, NormSlot, forward_inputs, probing, weight_layers
 from oplab.monitors import MONITORS, LossFn
 
 
@@ -144,4 +149,30 @@ def layer_norms(model: nn.Module, loss_fn: LossFn, x, y) -> dict[str, float]:
         out[f"layer{i}_frobenius"] = float(w.norm())
         out[f"layer{i}_bias_norm"] = float(m.bias.detach().norm()) if m.bias is not None else 0.0
         out[f"layer{i}_spectral_prod"] = prod
+    return out
+
+
+def variance_and_se(out: torch.Tensor) -> tuple[float, float]:
+    """The variance over every element of a layer's output `out` (examples along dim 0; LSUV's
+    Var) and its standard error from the examples: with s_e the mean over example e's elements of
+    (o - mean)^2, Var ~ mean_e s_e, so SE = std_e(s_e) / sqrt(n) (examples independent: true
+    without batch norm before the layer; the mean's own estimation error is O(1/n) and ignored)."""
+    o = out.detach().double().flatten(1)
+    n, k = o.shape
+    var = float(o.var())  # unbiased, over all n * k elements
+    if n < 2:
+        return var, float("nan")
+    per_example = (o - o.mean()).pow(2).mean(1) * (n * k / (n * k - 1))
+    return var, float(per_example.std() / n ** 0.5)
+
+
+@MONITORS.register("output_variance")
+def output_variance(model: nn.Module, loss_fn: LossFn, x, y) -> dict[str, float]:
+    """Each weight layer's output variance on the batch (training mode: batch statistics in BN
+    layers; running statistics restored) and its standard error from the batch's examples."""
+    with probing(model, train=True), torch.no_grad():
+        outs = forward_inputs(model, x, weight_layers(model))
+    out: dict[str, float] = {}
+    for i, o in enumerate(outs):
+        out[f"layer{i}_var"], out[f"layer{i}_var_se"] = variance_and_se(o)
     return out

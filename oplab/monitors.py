@@ -140,23 +140,41 @@ def _direction_params(model: nn.Module) -> list[torch.Tensor]:
 
 @MONITORS.register("noise_alignment")
 def noise_alignment(model: nn.Module, loss_fn: LossFn, x, y, *, splits: int = 5) -> dict[str, float]:
-    """How parallel minibatch gradient noise is to each unit's weight vector.
+    """How parallel minibatch gradient noise is to each unit's own weight vector, per layer.
 
     The batch is split in `splits` sub-batches; noise = sub-batch gradient - whole-batch
-    gradient, per unit (row of a weight matrix, or v of a weight-normed layer). Reports the
-    mean |cos(noise, w)| over units, sub-batches and layers (`noise_cos`), and the same for a
-    random direction (`random_cos`, the chance level, about sqrt(2 / (pi fan_in)))."""
+    gradient, per unit (row of a weight matrix, a conv kernel flattened per output channel, or v
+    of a weight-normed layer). Per weight layer i (0 = first; the last is the read-out):
+    - `layer{i}_noise_cos`: mean |cos(noise_j, w_j)| over units j and sub-batches (matched);
+    - `layer{i}_other_cos`: mean |cos(noise_j, w_k)| over pairs of distinct units j != k of the
+      same layer and sub-batches: the baseline. Every row of a layer's gradient is a combination
+      of the same inputs, and the weights share the inputs' dominant directions too, so noise
+      lines up with *any* unit's weights above a random direction's level; only an excess of
+      the matched over this baseline says the noise is parallel to the unit's own w;
+    - `layer{i}_random_cos`: mean |cos(r_j, w_j)| for Gaussian directions r_j (chance level,
+      about sqrt(2 / (pi fan_in))).
+    `noise_cos`, `other_cos` and `random_cos` are the same means over all layers."""
     weights = _direction_params(model)
     with probing(model, train=True):  # the noise SGD sees: batch statistics in BN layers
         full = torch.autograd.grad(loss_fn(model(x), y), weights)
         gen = torch.Generator(device=x.device).manual_seed(0)
-        cos, rnd = [], []
-        for xs, ys in zip(x.chunk(splits), y.chunk(splits)):
+        sums = {k: [0.0] * len(weights) for k in ("noise", "other", "random")}
+        chunks = list(zip(x.chunk(splits), y.chunk(splits)))
+        for xs, ys in chunks:
             sub = torch.autograd.grad(loss_fn(model(xs), ys), weights)
-            for w, g_full, g_sub in zip(weights, full, sub):
-                rows = w.detach().flatten(1)
-                noise = (g_sub - g_full).flatten(1)
-                cos.append(F.cosine_similarity(noise, rows, dim=1, eps=1e-12).abs().mean())
-                r = torch.randn(rows.shape, generator=gen, device=rows.device)
-                rnd.append(F.cosine_similarity(r, rows, dim=1, eps=1e-12).abs().mean())
-    return {"noise_cos": float(torch.stack(cos).mean()), "random_cos": float(torch.stack(rnd).mean())}
+            for i, (w, g_full, g_sub) in enumerate(zip(weights, full, sub)):
+                rows = F.normalize(w.detach().flatten(1), dim=1, eps=1e-12)
+                noise = F.normalize((g_sub - g_full).flatten(1), dim=1, eps=1e-12)
+                cos = (noise @ rows.T).abs()  # [j, k] = |cos(noise_j, w_k)|
+                units = cos.shape[0]
+                matched = cos.diagonal()
+                sums["noise"][i] += float(matched.mean())
+                sums["other"][i] += float((cos.sum() - matched.sum()) / max(1, units * (units - 1)))
+                r = F.normalize(torch.randn(rows.shape, generator=gen, device=rows.device), dim=1, eps=1e-12)
+                sums["random"][i] += float((r * rows).sum(1).abs().mean())
+    out: dict[str, float] = {}
+    for k, per_layer in sums.items():
+        vals = [v / len(chunks) for v in per_layer]
+        out.update({f"layer{i}_{k}_cos": v for i, v in enumerate(vals)})
+        out[f"{k}_cos"] = sum(vals) / len(vals)
+    return out

@@ -1,6 +1,8 @@
 """wn_vs_bn's verdict on synthetic records with known answers: each part must say
 reproduced, not reproduced and inconclusive when the data say so."""
 
+import numpy as np
+
 from studies import wn_vs_bn as study
 from tests.synthetic import words
 
@@ -20,10 +22,10 @@ def planted(effect: str):
         bn_err = 5.0
         err = {"BN": bn_err, "WN+MOBN": bn_err + {"yes": -0.5, "no": 2.0, "unclear": 0.5}[effect]}.get(f["norm"], 6.0)
         ms = {"BN": 1.0 + 0.3 * sign, "WN": 1.0}.get(f["norm"], 1.1)
-        return {"epoch1_loss": base_loss + noise(1.0 if big else 0.02),
+        return {"early_loss": base_loss + noise(1.0 if big else 0.02),
                 "test_err_pp": err + noise(2.0 if big else 0.1),
                 "time_per_step_ms": ms * float(2 ** noise(0.5 if big else 0.02)),
-                "noise_ratio": 1.0 + 0.5 * sign + noise(1.0 if big else 0.02)}
+                "noise_ratio": float(np.exp(0.4 * sign + noise(1.0 if big else 0.02)))}
 
     return values
 
@@ -33,7 +35,7 @@ def test_a_diverged_arm_counts_against_itself():
     def values(f, seed, rng):
         v = planted("yes")(f, seed, rng)
         if f["norm"] == "WN" and f["net"] == "MLP":
-            v.update(status="diverged", epoch1_loss=float("nan"))
+            v.update(status="diverged", early_loss=float("nan"))
         if f["norm"] == "WN+MOBN":
             v.update(status="diverged", test_err_pp=float("nan"))
         return v
