@@ -413,7 +413,14 @@ def _estimate(plans: list, args) -> int:
         print(f"{p.study.NAME:22s} {estimate.describe(cost)}")
     if len(plans) > 1:
         print(f"{'total':22s} {estimate.describe(total)}")
-    print(f"({args.budget} budget{', with replication' if args.replicate else ''}; {estimate.ASSUMPTIONS})")
+    cpu = estimate.CpuTime()
+    for p in plans:
+        cpu = cpu + estimate.cpu_time(p.study, args.budget, args.results, p.seeds, args.replicate)
+    jobs = max(1, min(args.jobs, os.cpu_count() or 1))
+    print(f"{'CPU':22s} {cpu.text()}"
+          + (f"; about {cpu.seconds / 60 / jobs:,.1f} min with --jobs {jobs}" if cpu.measured or cpu.scaled else ""))
+    print(f"({args.budget} budget{', with replication' if args.replicate else ''}; {estimate.ASSUMPTIONS}; CPU time "
+          f"from the records stored under {args.results})")
     return 0
 
 
@@ -435,6 +442,7 @@ def _main_locked(args, parser, plans: list, results: Path, runtime: Runtime) -> 
         env = staleness.worker_environment(runtime.device, runner.THREADS_PER_TRIAL)
     args.stale = (lambda rec: staleness.is_stale(rec.provenance, env, code=True)) if args.recompute_stale else None
     args.unreadable = {}  # study -> record files a --report-only run could not read
+    args.stored_before = set()  # keys stored before this run (the end-of-run line's "reused")
     names = ", ".join(p.study.NAME for p in plans)
     try:
         recs = _run(args, [sp for p in plans for sp in p.tuning], results, runtime, f"{args.budget} tuning: {names}")
@@ -474,7 +482,11 @@ def _main_locked(args, parser, plans: list, results: Path, runtime: Runtime) -> 
             print(f"{p.study.NAME:22s} {v['word']}" + (f"; halves agree {rep['agree']}/{rep['of']}" if rep else "")
                   + f"  ->  {results / p.study.NAME / 'README.md'}")
         index = report.write_index(results)
-    print(f"report: {index}  ({time.perf_counter() - t0:.0f} s)")
+    used = {sp.key: recs[sp.key] for p in plans for sp in p.tuning + p.trials if sp.key in recs}
+    trained = 0 if args.report_only else len(set(used) - args.stored_before)  # --recompute-stale: counts as reused
+    n_failed = sum(r.status == "error" for r in used.values())
+    print(f"{len(used)} trials: {trained} trained in this run, {len(used) - trained} reused from the store, "
+          f"{n_failed} failed with an error; report: {index}  ({time.perf_counter() - t0:.0f} s)")
     code = _say_unreadable(parser.prog, args.unreadable, results) if args.unreadable else 0
     errors = {p.study.NAME: {sp.key for sp in p.tuning + p.trials if sp.key in recs and recs[sp.key].status == "error"}
               for p in plans}
@@ -513,6 +525,8 @@ def _run(args, specs: list, results: Path, runtime: Runtime, desc: str) -> dict:
     args.unreadable the files that cannot be read)."""
     if not specs:
         return {}
+    if not args.report_only:  # what the end-of-run line calls reused: stored before this run
+        args.stored_before |= {sp.key for sp in specs if runner.Store(results, sp.study).path(sp.key).is_file()}
     if args.report_only:
         recs = {}
         for key, sp in {sp.key: sp for sp in specs}.items():

@@ -234,8 +234,8 @@ def curve_value(t: pd.DataFrame, curves: dict[str, pd.DataFrame], table: str, co
 COST_COLUMNS = ("cost_updates", "cost_flops")  # a trial's cost in the frame, from its config (report.frame)
 
 
-def _test(above, below, within, kind, scale) -> stats.Test:
-    return stats.as_test(above, below, within, kind, scale)
+def _test(above, below, within, kind, scale, bound: bool = False) -> stats.Test:
+    return stats.as_test(above, below, within, kind, scale, bound)
 
 
 def _fmt(x: float, fmt: str) -> str:
@@ -281,10 +281,21 @@ def _cost_note(a_rows: pd.DataFrame, b_rows: pd.DataFrame, la: str, lb: str) -> 
 def _verdict(part: str, claim: str, test: stats.Test, effect: float, ci, unit: str, rule: str, n: int,
              method: str, evidence: str, details: dict) -> stats.Verdict:
     word, note = stats.word_for(ci, n, test=test)
+    errors = int(details.get("errors", 0))
+    if errors and word == "not reproduced":  # a trial that raised is a bug, not evidence against the claim
+        word, note = "inconclusive", f"{errors} trials failed with an error"
     v = stats.Verdict(part, claim, float(effect), (float(ci[0]), float(ci[1])), unit, rule, word, evidence, n,
                       method, note, details, test.to_dict())
     v.reason = stats.reason(v)
+    if errors:
+        v.reason = (f"{errors} trials failed with an error (errors.md): they count at the threshold, so they never "
+                    "make the part reproduced, and the part is not called not reproduced until they are retried"
+                    + (f"; {v.reason}" if v.reason else ""))
     return v
+
+
+def _errors(*frames: pd.DataFrame) -> int:
+    return int(sum((f["status"] == "error").sum() for f in frames if len(f)))
 
 
 def _diverged_note(rows: pd.DataFrame, diverged_fails: bool) -> str:
@@ -360,7 +371,7 @@ def difference(t: pd.DataFrame, value: str, a: Mapping[str, Any], b: Mapping[str
           + _diverged_note(pd.concat([A, B]), diverged_fails) + (f" {note}" if note else "") + cost_text)
     details = {"a": float(ok_a.mean()) if len(ok_a) else float("nan"),
                "b": float(ok_b.mean()) if len(ok_b) else float("nan"), "failed": int(A["_bad"].sum() + B["_bad"].sum()),
-               "missing": int(A["_missing"].sum() + B["_missing"].sum()),
+               "missing": int(A["_missing"].sum() + B["_missing"].sum()), "errors": _errors(A, B),
                "per_seed": {int(k): float(x) for k, x in d.items()}, "cost": cost, **(details or {})}
     return _verdict(part, claim, test, effect, ci, unit, _rule(method, test, unit, _failure_rule(value, worst, test,
                                                                                                    fmt)),
@@ -404,7 +415,7 @@ def ratio(t: pd.DataFrame, value: str, a: Mapping[str, Any], b: Mapping[str, Any
     return _verdict(part, claim, test, effect, ci, unit, _rule("log-t", test, "", failure), len(r), "log-t", ev,
                     {"a": float(ok_a.mean()) if len(ok_a) else float("nan"),
                      "b": float(ok_b.mean()) if len(ok_b) else float("nan"), "failed": n_bad,
-                     "missing": int(A["_missing"].sum() + B["_missing"].sum()),
+                     "missing": int(A["_missing"].sum() + B["_missing"].sum()), "errors": _errors(A, B),
                      "per_seed": {int(k): float(x) for k, x in r.items()}, "cost": cost})
 
 
@@ -417,7 +428,7 @@ def mean(t: pd.DataFrame, value: str, *, part: str, claim: str, unit: str, what:
     scale (`scale="log"`, for positive right-skewed values) the geometric mean with t on the logs.
     A seed with a failed trial counts as the threshold, or the study's `worst` where that is on the
     not-reproduced side."""
-    test = _test(above, below, within, kind, scale)
+    test = _test(above, below, within, kind, scale, bound=kind is None)  # one quantity against a bound
     base = select(t, where)
     s, bad, rows = _seed_values(base, value, worst, diverged_fails, agg)
     nonpos = ~(s > 0) if scale == "log" else pd.Series(False, index=s.index)
@@ -431,6 +442,7 @@ def mean(t: pd.DataFrame, value: str, *, part: str, claim: str, unit: str, what:
     return _verdict(part, claim, test, effect, ci, unit, _rule(method, test, unit, _failure_rule(value, worst, test,
                                                                                                    fmt)),
                     len(s), method, ev, {"failed": n_bad, "missing": int(rows["_missing"].sum()),
+                                         "errors": _errors(rows),
                                          "per_seed": {int(k): float(x) for k, x in s.items()}, **(details or {})})
 
 
@@ -473,7 +485,7 @@ def rate(t: pd.DataFrame, event: str, *, part: str, claim: str, what: str, above
     failure = f"a trial that raised counts as {'an event' if failed_as else 'no event'}"
     return _verdict(part, claim, test, effect, ci, "rate", _rule("Clopper-Pearson", test, "", failure), n,
                     "Clopper-Pearson", ev, {"k": k, "seeds": n, "failed": n_bad, "missing": missing,
-                                             "events": k})
+                                             "events": k, "errors": _errors(base)})
 
 
 def paired_rates(t: pd.DataFrame, event: str, a: Mapping[str, Any], b: Mapping[str, Any], *, part: str,
@@ -500,7 +512,8 @@ def paired_rates(t: pd.DataFrame, event: str, a: Mapping[str, Any], b: Mapping[s
     failure = "a trial that raised counts against the claim"
     return _verdict(part, claim, test, effect, ci, "rate difference", _rule("Newcombe (paired)", test, "", failure),
                     len(both), "Newcombe (paired)", ev, {"pairs": len(both), "failed": bad_a + bad_b,
-                                                         "missing": miss_a + miss_b, "events": ka + kb})
+                                                         "missing": miss_a + miss_b, "events": ka + kb,
+                                                         "errors": _errors(select(base, a), select(base, b))})
 
 
 # --- tables -----------------------------------------------------------------------------------

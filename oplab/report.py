@@ -179,17 +179,27 @@ def write_study(study: ModuleType, plan, recs: dict[str, Record], results_dir: P
     seeds_all = list(plan.seeds) + list(plan.replication)
     df, cv = _block(df_all, cv_all, blocks)
     ctx = context("pooled" if plan.replication else "verdict", seeds_all)
-    t, pooled = _judge(study, df, cv, ctx)
-    halves: dict[str, list] = {}
-    if plan.replication:
-        for block, seeds in (("verdict", plan.seeds), ("replication", plan.replication)):
-            bdf, bcv = _block(df_all, cv_all, block)
-            halves[block] = _judge(study, bdf, bcv, context(block, seeds))[1] if len(bdf) else []
-    parts = headline(pooled, halves)
-    tables = study.tables(t, cv, ctx)
-    plots.theme()  # the figures' style, whether or not the study draws through oplab.plots
-    figures = study.figures(t, cv, ctx)
-    replication = _replication(parts, halves, plan.seeds, plan.replication) if plan.replication else None
+    n_err = int((df["status"] == "error").sum()) if len(df) else 0
+    unjudged = ""
+    try:
+        t, pooled = _judge(study, df, cv, ctx)
+        halves: dict[str, list] = {}
+        if plan.replication:
+            for block, seeds in (("verdict", plan.seeds), ("replication", plan.replication)):
+                bdf, bcv = _block(df_all, cv_all, block)
+                halves[block] = _judge(study, bdf, bcv, context(block, seeds))[1] if len(bdf) else []
+        parts = headline(pooled, halves)
+        tables = study.tables(t, cv, ctx)
+        plots.theme()  # the figures' style, whether or not the study draws through oplab.plots
+        figures = study.figures(t, cv, ctx)
+    except (KeyError, ValueError, TypeError, IndexError) as err:
+        if not n_err:  # a study whose finished trials cannot be judged: a bug to see, not to hide
+            raise
+        # too many trials failed with an error for the study's measures to be computed: the page says so
+        unjudged = (f"no part could be judged: {n_err} of {len(df)} trials failed with an error (errors.md), and the "
+                    f"study's measures need their values ({type(err).__name__}: {str(err)[:120]})")
+        parts, halves, tables, figures = [], {}, {}, {}
+    replication = _replication(parts, halves, plan.seeds, plan.replication) if plan.replication and parts else None
 
     files: dict[str, bytes] = {}
     table_md = []
@@ -223,7 +233,9 @@ def write_study(study: ModuleType, plan, recs: dict[str, Record], results_dir: P
         "budget": plan.budget,
         "seeds": list(plan.seeds),
         "pooled_seeds": seeds_all,
-        "word": stats.overall(parts) if not unreadable else f"incomplete ({len(unreadable)} records unreadable)",
+        "word": (f"incomplete ({len(unreadable)} records unreadable)" if unreadable
+                 else f"inconclusive ({n_err} trials failed with an error)" if unjudged else stats.overall(parts)),
+        "unjudged": unjudged,
         "unreadable": unreadable,
         "parts": parts,
         "replication": replication,
@@ -469,6 +481,8 @@ def study_section(study: ModuleType, v: dict, table_md: list[tuple[str, str]], l
                 if rep else "**Replication: not run** (run with `--replicate`)."), ""]
     if v["n_missing"]:
         lines += [f"*{v['n_missing']} trials are missing from the store: rerun to complete.*", ""]
+    if v.get("unjudged"):
+        lines += [f"**Inconclusive: {v['unjudged']}.** The next run retries the trials that failed.", ""]
     if v.get("unreadable"):
         lines += [f"**Incomplete: {len(v['unreadable'])} records unreadable** ({', '.join(v['unreadable'])}): no "
                   "word is given on partial data (the part words below are withheld); rerun without `--report-only` "

@@ -158,6 +158,7 @@ class Test:
     below: float | None = None
     within: tuple[float, float] | None = None
     scale: str = "raw"
+    bound: bool = False  # a bound on one quantity ("the variance stays below 0.01"): no effect is not 0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -185,6 +186,8 @@ class Test:
 
     @property
     def null(self) -> float:
+        if self.bound and self.within is None:
+            return float(self.above if self.above is not None else self.below)
         return 1.0 if self.scale == "log" else 0.0
 
     @property
@@ -225,13 +228,17 @@ class Test:
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "side": self.side, "above": self.above, "below": self.below,
-                "within": list(self.within) if self.within else None, "scale": self.scale, "null": self.null}
+                "within": list(self.within) if self.within else None, "scale": self.scale, "null": self.null,
+                "bound": self.bound}
 
 
 def as_test(above: float | None = None, below: float | None = None, within=None, kind: str | None = None,
-            scale: str = "raw") -> Test:
+            scale: str = "raw", bound: bool = False) -> Test:
     """The Test of a part's arguments; the kind defaults to what the threshold implies (a threshold
-    on the other side of no effect is a non-inferiority margin)."""
+    on the other side of no effect is a non-inferiority margin; a bound on one quantity is a
+    superiority test of the bound)."""
+    if bound and within is None:
+        return Test(kind or "superiority", above, below, None, scale, True)
     if kind is None:
         if within is not None:
             kind = "equivalence"

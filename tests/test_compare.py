@@ -49,3 +49,20 @@ def test_bad_folders_are_one_line_and_exit_2(tmp_path, capsys):
     assert len(err) == 1 and "is not a folder" in err[0]
     assert compare.main([str(tmp_path), str(REPO / "results")]) == 2
     assert "holds no study verdicts" in capsys.readouterr().err
+
+
+def test_run_all_dispatches_compare(capsys):
+    import run_all
+
+    assert run_all.main(["compare", str(REPO / "results"), str(REPO / "results")]) == 0
+    assert capsys.readouterr().out.startswith("Comparing A = ")
+
+
+def test_estimate_prints_cpu_time_from_the_stored_records(capsys):
+    from oplab import cli
+    from studies import init_biases
+
+    assert cli.main([init_biases], ["--estimate", "--replicate", "--results", str(REPO / "results")]) == 0
+    out = capsys.readouterr().out
+    cpu = next(line for line in out.splitlines() if line.startswith("CPU"))
+    assert "CPU-minutes" in cpu and "trials measured" in cpu and "min with --jobs" in cpu

@@ -57,3 +57,71 @@ def test_a_page_drops_the_tables_and_figures_it_no_longer_writes(tmp_path):
     gone = report.remove_unwritten(tmp_path, {"table.csv", "figure.png"})
     assert gone == ["old_figure.png", "table_old_grid.csv"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["figure.png", "notes.txt", "table.csv", "trials"]
+
+
+def test_a_study_whose_every_trial_fails_still_gets_its_page(tmp_path, capsys):
+    """Every trial raises: the page and errors.md are written, the study reads inconclusive with the
+    failures counted, and the run exits 1 with one line (no traceback)."""
+    import json
+    import types
+
+    from oplab import cli
+    from oplab.config import InitConfig
+    from tests import tinystudy
+
+    broken = types.ModuleType("broken")
+    broken.__dict__.update({k: v for k, v in vars(tinystudy).items() if not k.startswith("__")})
+    broken.__file__ = tinystudy.__file__
+    broken.NAME = "broken"
+
+    def arms(budget):
+        out = tinystudy.arms(budget)
+        bad = InitConfig("lsuv", {"tmax": -1})  # raises at run time; the arm checks cannot see it
+        return {n: kit.Arm(a.trial.__class__(**{**a.trial.__dict__, "init": bad}), a.factors) for n, a in out.items()}
+
+    broken.arms = arms
+    code = cli.main([broken], ["--budget", "smoke", "--seeds", "2", "--jobs", "1", "--no-progress", "--results",
+                               str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert len([line for line in err.splitlines() if "failed with an error" in line]) == 1
+    v = json.loads((tmp_path / "broken" / "verdict.json").read_text())
+    assert v["word"].startswith("inconclusive") and v["n_errors"] == 4
+    assert (tmp_path / "broken" / "errors.md").is_file() and (tmp_path / "broken" / "README.md").is_file()
+
+
+def test_a_study_whose_measures_need_the_failed_trials_values_reads_inconclusive(tmp_path, capsys):
+    import json
+    import types
+
+    from oplab import cli
+    from oplab.config import InitConfig
+    from tests import tinystudy
+
+    broken = types.ModuleType("broken2")
+    broken.__dict__.update({k: v for k, v in vars(tinystudy).items() if not k.startswith("__")})
+    broken.__file__ = tinystudy.__file__
+    broken.NAME = "broken2"
+    bad = InitConfig("lsuv", {"tmax": -1})
+    broken.arms = lambda budget: {n: kit.Arm(a.trial.__class__(**{**a.trial.__dict__, "init": bad}), a.factors)
+                                  for n, a in tinystudy.arms(budget).items()}
+    broken.measure = lambda df, curves, ctx: df.assign(per_step=df["steps"])  # 'steps' exists only if one finished
+    code = cli.main([broken], ["--budget", "smoke", "--seeds", "2", "--jobs", "1", "--no-progress", "--results",
+                               str(tmp_path)])
+    assert code == 1 and "Traceback" not in capsys.readouterr().err
+    v = json.loads((tmp_path / "broken2" / "verdict.json").read_text())
+    assert v["word"] == "inconclusive (4 trials failed with an error)" and v["parts"] == []
+    assert "no part could be judged: 4 of 4 trials failed" in (tmp_path / "broken2" / "README.md").read_text()
+
+
+def test_the_end_of_a_run_counts_trained_reused_and_failed(tmp_path, capsys):
+    from oplab import cli
+    from tests import tinystudy
+
+    args = ["--budget", "smoke", "--seeds", "2", "--jobs", "1", "--no-progress", "--results", str(tmp_path)]
+    assert cli.main([tinystudy], args) == 0
+    first = [line for line in capsys.readouterr().out.splitlines() if "trials:" in line]
+    assert first and first[0].startswith("4 trials: 4 trained in this run, 0 reused from the store, 0 failed")
+    assert cli.main([tinystudy], args) == 0
+    again = [line for line in capsys.readouterr().out.splitlines() if "trials:" in line]
+    assert again[0].startswith("4 trials: 0 trained in this run, 4 reused from the store, 0 failed")
