@@ -14,26 +14,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from oplab import stats
+
 WORD_COLORS = {"reproduced": "#1b7837", "not reproduced": "#b2182b", "inconclusive": "#878787"}
 LIMIT = 8.0  # half-widths shown either side of the line
-
-
-def _log(test: dict, x):
-    x = np.asarray(x, dtype=float)
-    if test.get("scale") == "log":
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.log(x)
-    return x
 
 
 def _signed(test: dict, x: float) -> float:
     """Distance of x from the threshold (the band's nearer edge), the reproduced side positive."""
     side = test.get("side")
     if side == "above":
-        return float(x - _log(test, test["above"]))
+        return float(x - stats.analysis(test, test["above"]))
     if side == "below":
-        return float(_log(test, test["below"]) - x)
-    lo, hi = (float(v) for v in _log(test, test["within"]))
+        return float(stats.analysis(test, test["below"]) - x)
+    lo, hi = (float(v) for v in stats.analysis(test, test["within"]))
     return float(min(x - lo, hi - x))
 
 
@@ -43,10 +37,10 @@ def normalized(part: dict, interval: dict | None = None) -> tuple[float, float, 
     test = part.get("test") or {}
     if not test:
         return None
-    lo, hi = _log(test, part["ci"])
+    lo, hi = stats.analysis(test, part["ci"])
     w = (hi - lo) / 2
     src = interval or part
-    e, (a, b) = _log(test, src["effect"]), _log(test, src["ci"])
+    e, (a, b) = stats.analysis(test, src["effect"]), stats.analysis(test, src["ci"])
     if not all(np.isfinite(v) for v in (w, e, a, b)) or w <= 0:
         return None
     if test.get("side") == "within":  # inside the band is positive; the bar's ends from the effect's distance

@@ -214,7 +214,7 @@ class Test:
             return float(x)
         return float(self.threshold)
 
-    def to_analysis(self, x):
+    def toanalysis(self, x):
         """Values on the scale the interval is computed on (log for the log scale)."""
         return np.log(x) if self.scale == "log" else x
 
@@ -316,7 +316,8 @@ def word_for(ci: tuple[float, float], n_seeds: int, above: float | None = None,
     return decide(ci, above=above, below=below, test=test), ""
 
 
-def _analysis(test: dict, x):
+def analysis(test: dict, x):
+    """Values on the scale a part's interval is computed on (the log of a log-scale part's values)."""
     x = np.asarray(x, dtype=float)
     if test.get("scale") == "log":
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -338,11 +339,11 @@ def seeds_to_decide(v: Verdict | dict) -> int | None:
     test, n = d.get("test") or {}, d.get("n", 0)
     if not test or n < 2:
         return None
-    e, (lo, hi) = _analysis(test, d["effect"]), _analysis(test, d["ci"])
+    e, (lo, hi) = analysis(test, d["effect"]), analysis(test, d["ci"])
     if not (np.isfinite(e) and np.isfinite(lo) and np.isfinite(hi)):
         return None
     half = (hi - lo) / 2
-    gap = min(abs(e - float(_analysis(test, b))) for b in _boundaries(test))
+    gap = min(abs(e - float(analysis(test, b))) for b in _boundaries(test))
     if gap <= 1e-12 * max(1.0, abs(e)) or half <= 0:
         return None
     return int(np.ceil(n * (half / gap) ** 2))
@@ -374,7 +375,7 @@ def reason(v: Verdict | dict, halves: dict | None = None) -> str:
             if h and np.isfinite(h.get("effect", np.nan)) and test:
                 ref = (test["within"][0] + test["within"][1]) / 2 if test.get("side") == "within" \
                     else _boundaries(test)[0]
-                signs.append(np.sign(float(_analysis(test, h["effect"])) - float(_analysis(test, ref))))
+                signs.append(np.sign(float(analysis(test, h["effect"])) - float(analysis(test, ref))))
         if len(signs) == 2 and signs[0] * signs[1] < 0:
             bits.append("the halves disagree in sign")
     null = test.get("null", 0.0)
@@ -401,7 +402,7 @@ def half_probabilities(v: Verdict | dict, n_half: int) -> dict[str, float] | Non
     test, n = d.get("test") or {}, d.get("n", 0)
     if not test or n < 2 or n_half < MIN_SEEDS:
         return None
-    e, (lo, hi) = float(_analysis(test, d["effect"])), _analysis(test, d["ci"])
+    e, (lo, hi) = float(analysis(test, d["effect"])), analysis(test, d["ci"])
     if not (np.isfinite(e) and np.isfinite(lo) and np.isfinite(hi)):
         return None
     st = _scipy_stats()
@@ -410,7 +411,7 @@ def half_probabilities(v: Verdict | dict, n_half: int) -> dict[str, float] | Non
         return None
     w = st.t.ppf(0.975, n_half - 1) * se
     cdf = lambda x: float(st.norm.cdf((x - e) / se))  # noqa: E731 - P(half's estimate < x)
-    bounds = [float(_analysis(test, b)) for b in _boundaries(test)]
+    bounds = [float(analysis(test, b)) for b in _boundaries(test)]
     if test["side"] == "above":
         rep, nrep = 1 - cdf(bounds[0] + w), cdf(bounds[0] - w)
     elif test["side"] == "below":
