@@ -89,8 +89,11 @@ control is a 2-block convnet of about the student's parameters. The student's bl
 the teacher's block 4, not its middle block 3: block 3's maps (16x16) are larger than block 5's
 (8x8), which a convolutional regressor without padding cannot grow, so the hint comes from the
 first block at the guided block's size; the wider net is the teacher at 1.5x the channels, the
-deeper one has a seventh block before the last pool. `python -m studies.fitnets --budget full
---replicate --estimate` shows its cost.
+deeper one has a seventh block before the last pool.
+
+Full budget: about 7.7 GPU-hours on one data-centre GPU (126 trials, 1,025,700 updates, 800 PFLOP
+counted from the arms' models; `python -m studies.fitnets --budget full --replicate --estimate`
+shows the count and its assumptions).
 """
 
 from __future__ import annotations
