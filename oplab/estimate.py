@@ -242,8 +242,8 @@ def cpu_time(study: ModuleType, budget: str, results_dir, seeds: list[int] | Non
     store = runner.Store(Path(results_dir), study.NAME)
     folder = store.path("x").parent
     per_update, cpus = [], set()
-    for f in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        rec = store.load(f.stem)
+    stored = {f.stem: store.load(f.stem) for f in sorted(folder.glob("*.json"))} if folder.is_dir() else {}
+    for rec in stored.values():  # each record read once: here, and looked up by key below
         if rec is None or rec.status == "error":
             continue
         ups = sum(float(rec.final.get(k) or 0) for k in ("steps", "pretrain_updates")) or 0.0
@@ -253,7 +253,7 @@ def cpu_time(study: ModuleType, budget: str, results_dir, seeds: list[int] | Non
     rate = statistics.median(per_update) if per_update else None
     out = CpuTime(cpus=tuple(sorted(cpus)))
     for key, sp in _specs(study, budget, seeds, replicate).items():
-        rec = store.load(key)
+        rec = stored.get(key)
         if rec is not None and rec.status != "error" and rec.timings.get("wall_s") is not None:
             out.seconds += float(rec.timings["wall_s"])
             out.measured += 1
