@@ -235,6 +235,11 @@ def _as_nobody(tmp_path: Path) -> list[str]:
     probe = subprocess.run([*cmd, "true"], capture_output=True)
     if probe.returncode != 0:
         pytest.skip(f"cannot switch to nobody here: {probe.stderr.decode().strip()}")
+    # the checkout must be readable by nobody (a clone inside a private 0700 folder, e.g. mktemp -d, is not)
+    reach = subprocess.run([*cmd, sys.executable, "-c", "import tests.tinystudy"], cwd=ROOT, capture_output=True,
+                           env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"})
+    if reach.returncode != 0:
+        pytest.skip(f"the user nobody cannot read this checkout ({ROOT}): it sits in a private folder")
     return cmd
 
 
