@@ -89,7 +89,7 @@ class Tune:
     factor: str
     within: tuple[str, ...]
     score: str = "train_loss_full"
-    seeds: Mapping[str, int] = field(default_factory=lambda: {"smoke": 1, "quick": 2, "full": 2})
+    seeds: Mapping[str, int] = field(default_factory=lambda: {"smoke": 1, "quick": 2, "long": 2, "full": 2})
 
     def seed_list(self, budget: str) -> list[int]:
         return list(range(TUNING_SEED0, TUNING_SEED0 + self.seeds[budget]))

@@ -30,7 +30,7 @@ from oplab.config import Trial, trial_key
 from oplab.records import Record
 from oplab.train import Runtime
 
-BUDGETS = ("smoke", "quick", "full")
+BUDGETS = ("smoke", "quick", "long", "full")
 EXECUTORS = ("local", "dask")
 # Torch threads per trial, fixed at 1 so that --jobs never changes a trial's numbers
 # (reductions split over threads can round differently); parallelism comes from jobs.
