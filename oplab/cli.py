@@ -26,14 +26,14 @@ import json
 import os
 import shutil
 import sys
-import time
 import warnings
 from pathlib import Path
 from types import ModuleType
 
 from filelock import FileLock, Timeout
 
-from oplab import records, report, runner
+from oplab import pipeline, records, runner
+from oplab import plan as planning
 from oplab.train import Runtime
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -104,7 +104,7 @@ def parse_seeds(text: str) -> list[int] | int:
 def build_parser(prog: str, study_names: list[str]) -> argparse.ArgumentParser:
     p = _Parser(prog=prog, description="Run oplab studies: train their trials (skipping stored ones), "
                 "then write tables, figures, verdicts and the results/README.md scorecard.")
-    p.add_argument("--budget", default="quick", choices=runner.BUDGETS,
+    p.add_argument("--budget", default="quick", choices=planning.BUDGETS,
                    help="smoke: seconds, for tests; quick (default): embedded data on a laptop CPU; "
                         "full: the papers' scale, for a GPU or a cluster")
     p.add_argument("--only", default=None, metavar="NAMES",
@@ -252,7 +252,7 @@ def _own_folder(args, plans: list) -> Path | None:
     names its --results."""
     if not args.committed_report:
         return None
-    other_seeds = any(p.seeds != runner.default_seeds(p.study, args.budget) for p in plans)
+    other_seeds = any(p.seeds != planning.default_seeds(p.study, args.budget) for p in plans)
     if not other_seeds and args.replicate:
         return None
     parts = ([f"seeds-{seeds_slug(plans[0].seeds)}"] if other_seeds else []) + ([] if args.replicate
@@ -324,7 +324,7 @@ def _main(all_studies: list[ModuleType], argv: list[str] | None, prog: str) -> i
     parser = build_parser(prog, list(studies))
     try:
         args = parser.parse_args(argv)
-        selected, seeds_arg, device = _resolve(args, studies)
+        selected, args.seeds_arg, device = _resolve(args, studies)
         if args.list:
             try:
                 for s in selected:
@@ -334,15 +334,14 @@ def _main(all_studies: list[ModuleType], argv: list[str] | None, prog: str) -> i
             return 0
         for s in selected:
             try:
-                runner.check_arms(s, args.budget)
+                planning.check_arms(s, args.budget)
             except ValueError as err:
                 raise UsageError(f"bad arm: {err}") from None
         plans = []
         for s in selected:
-            seeds = (list(range(seeds_arg)) if isinstance(seeds_arg, int) and seeds_arg
-                     else seeds_arg or runner.default_seeds(s, args.budget))
+            seeds = _seed_list(args.seeds_arg) or planning.default_seeds(s, args.budget)
             try:
-                plans.append(runner.plan(s, args.budget, seeds, replicate=args.replicate))
+                plans.append(planning.plan(s, args.budget, seeds, replicate=args.replicate))
             except ValueError as err:
                 raise UsageError(f"argument --seeds: {err}") from None
         if args.estimate:
@@ -361,7 +360,7 @@ def _main(all_studies: list[ModuleType], argv: list[str] | None, prog: str) -> i
             from oplab import data
 
             # every arm's data: the verdict trials are only known after tuning, and come from these arms
-            names = {a.trial.data.name for p in plans for a in runner.arms_of(p.study, args.budget).values()}
+            names = {a.trial.data.name for p in plans for a in planning.arms_of(p.study, args.budget).values()}
             for name in sorted(names):
                 try:
                     data.check_available(name, args.data_dir, args.download)
@@ -375,7 +374,7 @@ def _main(all_studies: list[ModuleType], argv: list[str] | None, prog: str) -> i
         print(f"{parser.prog}: {note}", file=sys.stderr)
     if args.seeded_from is not None:
         why = " and ".join(([f"seeds {args.seeds}"] if any(
-            p.seeds != runner.default_seeds(p.study, args.budget) for p in plans) else [])
+            p.seeds != planning.default_seeds(p.study, args.budget) for p in plans) else [])
             + ([] if args.replicate else ["no --replicate"]))
         print(f"{parser.prog}: note: with {why} this run is not the committed report in {COMMITTED}/, so it writes "
               f"to {results}/ (starting from the records stored in {COMMITTED}/); `--results {COMMITTED}` would "
@@ -425,78 +424,45 @@ def _estimate(plans: list, args) -> int:
 
 
 def _main_locked(args, parser, plans: list, results: Path, runtime: Runtime) -> int:
-    from oplab import estimate, staleness
+    """The run itself (oplab.pipeline), with its lines: a study's word as its page is written, then the
+    trained / reused / failed counts; exit status 1 when a trial raised or a record was unreadable."""
+    def said(name: str, v: dict, page: Path) -> None:
+        rep = v["replication"]
+        print(f"{name:22s} {v['word']}" + (f"; halves agree {rep['agree']}/{rep['of']}" if rep else "")
+              + f"  ->  {page}")
 
-    t0 = time.perf_counter()
-    records.remove_partial_writes(results)  # a run killed mid-write leaves temp files; none is a record
-    # the environment stored records are compared with: where trials would train again (with a Dask
-    # scheduler, the workers'; with "auto", the device that resolves to there)
-    env: dict | list[dict]
-    if args.executor == "dask" and args.scheduler:
-        try:
-            env = staleness.worker_environments(args.scheduler, runtime.device, runner.THREADS_PER_TRIAL)
-        except (OSError, TimeoutError) as err:
-            print(f"{parser.prog}: error: cannot reach the Dask scheduler at {args.scheduler}: {err}", file=sys.stderr)
-            return 2
-    else:
-        env = staleness.worker_environment(runtime.device, runner.THREADS_PER_TRIAL)
-    args.stale = (lambda rec: staleness.is_stale(rec.provenance, env, code=True)) if args.recompute_stale else None
-    args.unreadable = {}  # study -> record files a --report-only run could not read
-    args.stored_before = set()  # keys stored before this run (the end-of-run line's "reused")
-    names = ", ".join(p.study.NAME for p in plans)
     try:
-        recs = _run(args, [sp for p in plans for sp in p.tuning], results, runtime, f"{args.budget} tuning: {names}")
-        for p in plans:
-            runner.finish_plan(p, report.frame(p.tuning, recs))
-        if args.report_only and any(p.tune and not p.trials for p in plans):
-            missing = ", ".join(p.study.NAME for p in plans if p.tune and not p.trials)
-            if args.unreadable:
-                return _say_unreadable(parser.prog, args.unreadable, results)
-            print(f"{parser.prog}: error: no stored tuning records for {missing} under {results}; run without "
-                  "--report-only first", file=sys.stderr)
-            return 2
-        recs.update(_run(args, [sp for p in plans for sp in p.trials], results, runtime,
-                         f"{args.budget}: {names}"))
-        if args.report_only and not recs:
-            if args.unreadable:
-                return _say_unreadable(parser.prog, args.unreadable, results)
-            print(f"{parser.prog}: error: no stored records under {results} for this budget and these "
-                  "seeds; run without --report-only first", file=sys.stderr)
-            return 2
+        out = pipeline.run([p.study for p in plans], args.budget, results, seeds=_seed_list(args.seeds_arg),
+                           replicate=args.replicate, runtime=runtime, jobs=args.jobs, executor=args.executor,
+                           scheduler=args.scheduler, report_only=args.report_only,
+                           recompute_stale=args.recompute_stale, progress=not args.no_progress, on_study=said)
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished trials are kept in {results}/<study>/trials; "
               "rerun the same command to continue", file=sys.stderr)
         return 130
-    except runner.SchedulerError as err:
-        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+    except (runner.SchedulerError, pipeline.NothingStored) as err:
+        hint = "; run without --report-only first" if isinstance(err, pipeline.NothingStored) else ""
+        print(f"{parser.prog}: error: {err}{hint}", file=sys.stderr)
         return 2
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # seaborn/matplotlib chatter about layouts
-        for p in plans:
-            if not any(sp.key in recs for sp in p.trials):
-                continue
-            v = report.write_study(p.study, p, recs, results, env, cost_of=estimate.record_cost,
-                                   unreadable=args.unreadable.get(p.study.NAME, []))
-            rep = v["replication"]
-            print(f"{p.study.NAME:22s} {v['word']}" + (f"; halves agree {rep['agree']}/{rep['of']}" if rep else "")
-                  + f"  ->  {results / p.study.NAME / 'README.md'}")
-        index = report.write_index(results)
-    used = {sp.key: recs[sp.key] for p in plans for sp in p.tuning + p.trials if sp.key in recs}
-    trained = 0 if args.report_only else len(set(used) - args.stored_before)  # --recompute-stale: counts as reused
-    n_failed = sum(r.status == "error" for r in used.values())
-    print(f"{len(used)} trials: {trained} trained in this run, {len(used) - trained} reused from the store, "
-          f"{n_failed} failed with an error; report: {index}  ({time.perf_counter() - t0:.0f} s)")
-    code = _say_unreadable(parser.prog, args.unreadable, results) if args.unreadable else 0
-    errors = {p.study.NAME: {sp.key for sp in p.tuning + p.trials if sp.key in recs and recs[sp.key].status == "error"}
-              for p in plans}
-    failed = {name: len(keys) for name, keys in errors.items() if keys}
-    if failed:
-        where = ", ".join(f"{results / name / 'errors.md'}" for name in failed)
-        print(f"{parser.prog}: {sum(failed.values())} trials failed with an error: see {where}; "
+    if out.index is None:  # a report-only run that found only unreadable records
+        return _say_unreadable(parser.prog, out.unreadable, results)
+    n_failed = sum(out.errors.values())
+    print(f"{out.trained + out.reused} trials: {out.trained} trained in this run, {out.reused} reused from the "
+          f"store, {n_failed} failed with an error; report: {out.index}  ({out.seconds:.0f} s)")
+    code = _say_unreadable(parser.prog, out.unreadable, results) if out.unreadable else 0
+    if out.errors:
+        where = ", ".join(f"{results / name / 'errors.md'}" for name in out.errors)
+        print(f"{parser.prog}: {n_failed} trials failed with an error: see {where}; "
               "the next run tries them again", file=sys.stderr)
         return 1
     return code
+
+
+def _seed_list(seeds_arg) -> list[int] | None:
+    """--seeds as a list of verdict seeds (N: 0..N-1), or None for each study's own."""
+    if isinstance(seeds_arg, int):
+        return list(range(seeds_arg)) if seeds_arg else None
+    return seeds_arg or None
 
 
 def _say_unreadable(prog: str, unreadable: dict[str, list[str]], results: Path) -> int:
@@ -508,33 +474,3 @@ def _say_unreadable(prog: str, unreadable: dict[str, list[str]], results: Path) 
         print(f"{prog}: {len(files)} records unreadable in {results / study / 'trials'}: {shown}; rerun without "
               "--report-only to retrain them", file=sys.stderr)
     return 1
-
-
-def unreadable_records(results: Path, specs: list) -> dict[str, list[str]]:
-    """study -> the file names of the specs' stored records that cannot be read (damaged, invalid,
-    non-finite where finite numbers are required), sorted; studies with none are left out."""
-    found: dict[str, set[str]] = {}
-    for sp in specs:
-        records.load(runner.Store(results, sp.study).path(sp.key), sp.key,
-                     on_invalid=lambda path, reason, study=sp.study: found.setdefault(study, set()).add(path.name))
-    return {study: sorted(names) for study, names in found.items()}
-
-
-def _run(args, specs: list, results: Path, runtime: Runtime, desc: str) -> dict:
-    """Train the specs not yet stored (or, with --report-only, only load the stored ones, noting in
-    args.unreadable the files that cannot be read)."""
-    if not specs:
-        return {}
-    if not args.report_only:  # what the end-of-run line calls reused: stored before this run
-        args.stored_before |= {sp.key for sp in specs if runner.Store(results, sp.study).path(sp.key).is_file()}
-    if args.report_only:
-        recs = {}
-        for key, sp in {sp.key: sp for sp in specs}.items():
-            path = runner.Store(results, sp.study).path(key)
-            rec = records.load(path, key, on_invalid=lambda p, reason, study=sp.study: args.unreadable.setdefault(
-                study, []).append(p.name))
-            if rec is not None:
-                recs[key] = rec
-        return recs
-    return runner.run(specs, results, runtime, jobs=args.jobs, executor=args.executor, scheduler=args.scheduler,
-                      progress=not args.no_progress, desc=desc, recompute=args.stale)

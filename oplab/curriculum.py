@@ -14,7 +14,7 @@ The history of training accuracies starts afresh whenever the rule fires (the au
 {}`), and the accuracy of the check at which it fired is its first entry (appended after the
 decision, as in main.lua), so the second rule can fire again only `patience` checks later, against
 the training accuracy measured just before the level rose. When the rule fires at the target the
-level cannot rise; the training loop then decays the learning rate (oplab.seqtrain, the authors'
+level cannot rise; the training loop then decays the learning rate (oplab.streamtask, the authors'
 x 0.8). As in the authors' code the level moves under the same rule whatever the strategy; it
 decides the draws of the curriculum strategies only:
 

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from oplab import seeds
 from oplab.models import ACTIVATIONS, probing
 from oplab.net2net import hidden_blocks
 
@@ -169,7 +170,7 @@ def hint_stage(student: nn.Module, teacher: nn.Module, trial, x_train: torch.Ten
     ocfg = dataclasses.replace(trial.optim, lr=cfg.hint_lr or trial.optim.lr, schedule="constant",
                                options={k: v for k, v in trial.optim.opts.items() if not k.startswith("schedule_")})
     opt, _ = optim.build(params, ocfg, cfg.hint_steps)
-    batches = datalib.batches(len(x_train), trial.batch_size, torch.Generator().manual_seed(seed + 20_011))
+    batches = datalib.batches(len(x_train), trial.batch_size, seeds.generator(seed, "hints"))
     losses: list[float] = []
     status = "ok"
     student.train()
@@ -189,3 +190,20 @@ def hint_stage(student: nn.Module, teacher: nn.Module, trial, x_train: torch.Ten
             else "Linear", "updates": len(losses), "status": status,
             "loss_first10": float(np.mean(losses[:10])) if losses else None,
             "loss_last10": float(np.mean(losses[-10:])) if losses else None}
+
+
+class KD:
+    """Knowledge distillation in the loop (FitNets' stage 2, or plain KD): each update's loss is
+    kd_loss of the student's and the frozen teacher's outputs, lambda going from lam_start to lam_end
+    over the updates (linear) or held at lam_start (constant)."""
+
+    def __init__(self, teacher: nn.Module, cfg, total_steps: int):
+        self.teacher, self.cfg, self.total = teacher, cfg, total_steps
+
+    def loss(self, model: nn.Module, batch, step: int) -> torch.Tensor:
+        x, y = batch[0], batch[1]
+        with torch.no_grad():
+            teacher_out = self.teacher(x)
+        c = self.cfg
+        lam = kd_lambda(step - 1, self.total, c.lam_start, c.lam_end) if c.lam_schedule == "linear" else c.lam_start
+        return kd_loss(model(x), teacher_out, y, lam, c.tau)

@@ -28,8 +28,12 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from oplab import data as datalib
-from oplab import models, runner, tasks
+from oplab import models, streamtask, tasks
+from oplab import plan as planning
 from oplab.config import DataConfig, Trial
+from oplab.datatask import build_model
+from oplab.growth import batch_plan
+from oplab.store import Store
 
 GPU_FLOPS = 30e12  # sustained FLOP/s assumed on one data-centre GPU (see the module docstring)
 UPDATE_OVERHEAD_S = 1e-3  # launch and Python time per update assumed on that GPU
@@ -59,10 +63,8 @@ def _count(model: torch.nn.Module, run) -> int:
 
 
 def _build(trial: Trial, shape: tuple, out_dim: int) -> tuple[torch.nn.Module, torch.device]:
-    """The trial's model (oplab.train.build_model) on the meta device, or on the CPU for a model whose
+    """The trial's model (oplab.datatask.build_model) on the meta device, or on the CPU for a model whose
     construction reads a value (a tiny one, e.g. the single recurrent unit)."""
-    from oplab.train import build_model
-
     try:
         with torch.device("meta"):
             return build_model(trial, shape, out_dim, "meta"), torch.device("meta")
@@ -101,11 +103,8 @@ def _data_shape(trial: Trial) -> tuple[tuple, int, int, int]:
 
 def trial_cost(trial: Trial) -> Cost:
     """The cost of one trial (and not of its teacher): updates, and FLOPs counted on the meta device."""
-    from oplab import seqtrain
-    from oplab.train import batch_plan
-
-    if seqtrain.handles(trial):
-        loop, task_opts = seqtrain.split_options(trial)
+    if streamtask.handles(trial):
+        loop, task_opts = streamtask.split_options(trial)
         task = tasks.STREAMS.build(trial.data.name, **task_opts)
         batch = task.batch(np.full(trial.batch_size, int(loop["target"])), np.random.default_rng(0))
         tokens = batch.tokens
@@ -114,7 +113,7 @@ def trial_cost(trial: Trial) -> Cost:
             model = models.build(trial.model, (vocab,), vocab)
         x = tokens[:, :-1].to("meta")
         update = _count(model, lambda m: m(x).float().sum())
-        n_test = trial.data.n_test or seqtrain.DEFAULT_N_TEST
+        n_test = trial.data.n_test or streamtask.DEFAULT_N_TEST
         evals = trial.steps // (trial.eval_every or max(1, trial.steps // 10)) + 1
         forward = update / 3 / trial.batch_size
         return Cost(1, trial.steps, trial.steps * update + evals * n_test * forward * (1 + batch.answer_len))
@@ -177,18 +176,15 @@ def _specs(study: ModuleType, budget: str, seeds: list[int] | None, replicate: b
     """key -> spec of every trial a run would train: tuning trials, verdict (and replication) trials of
     one level per tuned group (the chosen one is not known before tuning; any one costs alike), and
     each teacher once per seed."""
-    p = runner.plan(study, budget, seeds if seeds is not None else runner.default_seeds(study, budget), replicate)
+    p = planning.plan(study, budget, seeds if seeds is not None else planning.default_seeds(study, budget), replicate)
     if p.tune is not None:  # the chosen levels are not known before tuning; any one level costs alike
-        arms = runner.arms_of(study, budget)
-        first: dict = {}
-        for a in arms.values():
-            first.setdefault(tuple(a.factors[w] for w in p.tune.within), a.factors[p.tune.factor])
-        p.trials = (runner.expand(study, budget, p.seeds, "verdict", first)
-                    + runner.expand(study, budget, p.replication, "replication", first))
+        first = planning.first_levels(planning.arms_of(study, budget), p.tune)
+        p.trials = (planning.expand(study, budget, p.seeds, "verdict", first)
+                    + planning.expand(study, budget, p.replication, "replication", first))
     specs = {}
     for sp in p.tuning + p.trials:
         specs.setdefault(sp.key, sp)
-        t = runner.teacher_spec(sp)
+        t = planning.teacher_spec(sp)
         if t is not None:
             specs.setdefault(t.key, t)
     return specs
@@ -239,7 +235,7 @@ def cpu_time(study: ModuleType, budget: str, results_dir, seeds: list[int] | Non
     import statistics
     from pathlib import Path
 
-    store = runner.Store(Path(results_dir), study.NAME)
+    store = Store(Path(results_dir), study.NAME)
     folder = store.path("x").parent
     per_update, cpus = [], set()
     stored = {f.stem: store.load(f.stem) for f in sorted(folder.glob("*.json"))} if folder.is_dir() else {}

@@ -31,6 +31,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from oplab import seeds
 from oplab.config import InitConfig
 from oplab.models import forward_inputs, probing, weight_layers
 from oplab.monitors import MONITORS
@@ -298,12 +299,12 @@ def net2net(model: nn.Module, batch: torch.Tensor | None = None, *, ops: list, n
 
     if teacher is None:
         raise ValueError("the net2net init grows a trained teacher: give the trial a teacher (Trial.teacher)")
-    grown = _grow(teacher, ops, noise, torch.Generator().manual_seed(seed + 30_011), batch)
+    grown = _grow(teacher, ops, noise, seeds.generator(seed, "net2net"), batch)
     n2n.same_structure(grown, model, raise_error=True)
     model.load_state_dict(grown.state_dict())
     report = {"ops": [list(op) for op in ops], "noise": noise}
     if batch is not None:  # the measured preservation error, as trained and with the noise off
-        exact = _grow(teacher, ops, 0.0, torch.Generator().manual_seed(seed + 30_011), batch)
+        exact = _grow(teacher, ops, 0.0, seeds.generator(seed, "net2net"), batch)
         with probing(model, train=False), probing(exact, train=False):
             ref = teacher(batch)
             report["preservation_error"] = float((model(batch) - ref).abs().max())

@@ -34,65 +34,18 @@ import numpy as np
 import pandas as pd
 
 from oplab import stats
-from oplab.config import Trial
-
-TUNING_SEED0 = 1000
-REPLICATION_OFFSET = 100
-BLOCKS = ("tuning", "verdict", "replication")
-
-
-# factors that name a setting of the trial: an arm's factor of this name must equal the trial's
-# setting (each setting is stated once; a table that groups by the factor groups by the setting)
-TRIAL_FACTORS = {"lr": lambda tr: tr.optim.lr, "momentum": lambda tr: tr.optim.momentum,
-                 "batch_size": lambda tr: tr.batch_size, "steps": lambda tr: tr.steps}
-
-
-@dataclass(frozen=True)
-class Arm:
-    """One condition of a study: the trial to run and the factors that describe it. A factor named
-    as a trial setting (TRIAL_FACTORS: lr, momentum, batch_size, steps) is refused when it
-    disagrees with the trial."""
-
-    trial: Trial
-    factors: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for name, read in TRIAL_FACTORS.items():
-            if name not in self.factors:
-                continue
-            have, given = read(self.trial), self.factors[name]
-            try:
-                same = np.isclose(float(given), float(have), rtol=1e-12, atol=0.0)
-            except (TypeError, ValueError):
-                same = False
-            if not same:
-                raise ValueError(f"factor {name}={given!r} disagrees with the trial's setting {have!r}: state "
-                                 "each setting once, in the trial")
-
-
-def matched(arm: Arm, updates: int, factors: Mapping[str, Any] | None = None) -> Arm:
-    """A compute-matched control: the same arm given `updates` updates (e.g. the other arm's
-    pre-training plus fine-tuning), with its own factors (say in them that it is the matched
-    control). A part that compares arms of different cost compares against this arm."""
-    from dataclasses import replace
-
-    return Arm(replace(arm.trial, steps=int(updates)), dict(factors if factors is not None else arm.factors))
-
-
-@dataclass(frozen=True)
-class Tune:
-    """Choose `factor` (one of the arms' factors, e.g. "lr") per group of arms sharing the
-    `within` factors: the level with the lowest mean `score` over the tuning seeds (a
-    failed trial counts as +inf; ties go to the smaller level). `score` is a training
-    metric, never a test one. Only the chosen arms are trained on the verdict seeds."""
-
-    factor: str
-    within: tuple[str, ...]
-    score: str = "train_loss_full"
-    seeds: Mapping[str, int] = field(default_factory=lambda: {"smoke": 1, "quick": 2, "long": 2, "full": 2})
-
-    def seed_list(self, budget: str) -> list[int]:
-        return list(range(TUNING_SEED0, TUNING_SEED0 + self.seeds[budget]))
+from oplab.plan import (  # noqa: F401 - the study-facing names of planning
+    BLOCKS,
+    REPLICATION_OFFSET,
+    TRIAL_FACTORS,
+    TUNING_SEED0,
+    Arm,
+    Tune,
+    best_levels,
+    fit,
+    matched,
+    replication_seeds,
+)
 
 
 @dataclass(frozen=True)
@@ -107,24 +60,17 @@ class Context:
     tune: Tune | None = None
 
 
-def replication_seeds(seeds: list[int]) -> list[int]:
-    return [s + REPLICATION_OFFSET for s in seeds]
-
-
 # --- fair tuning ------------------------------------------------------------------------------
 
 
 def choose(df: pd.DataFrame, tune: Tune) -> dict[tuple, Any]:
-    """Per group of `tune.within`, the level of `tune.factor` with the lowest mean score."""
+    """Per group of `tune.within`, the level of `tune.factor` with the lowest mean score (the one
+    rule, oplab.plan.best_levels, on a frame of tuning trials)."""
     if df.empty:
         return {}
-    d = df.copy()
-    score = d[tune.score] if tune.score in d else pd.Series(np.nan, index=d.index)
-    d["_fit"] = score.where((d["status"] == "ok") & np.isfinite(score.astype(float)), np.inf)
-    by = list(tune.within)
-    best = d.groupby(by + [tune.factor])["_fit"].mean().reset_index()
-    return {tuple(k) if isinstance(k, tuple) else (k,): g.sort_values(["_fit", tune.factor])[tune.factor].iloc[0]
-            for k, g in best.groupby(by)}
+    score = df[tune.score] if tune.score in df else pd.Series(np.nan, index=df.index)
+    groups = df[list(tune.within)].itertuples(index=False, name=None)
+    return best_levels(zip(groups, df[tune.factor], map(fit, df["status"], score)))
 
 
 def mark_chosen(df: pd.DataFrame, tune: Tune) -> pd.DataFrame:

@@ -369,3 +369,9 @@ def char_lstm(*, input_shape, out_dim, depth, width, activation, embed: int = 0,
             for p in model.parameters():
                 p.uniform_(-init_scale, init_scale)
     return model
+
+
+def finite_parameters(model: nn.Module) -> bool:
+    """Whether every parameter and floating-point buffer (e.g. batch norm's running statistics) is finite."""
+    tensors = [*model.parameters(), *(b for b in model.buffers() if b.is_floating_point())]
+    return all(bool(torch.isfinite(t).all()) for t in tensors)

@@ -178,3 +178,23 @@ def noise_alignment(model: nn.Module, loss_fn: LossFn, x, y, *, splits: int = 5)
         out.update({f"layer{i}_{k}_cos": v for i, v in enumerate(vals)})
         out[f"{k}_cos"] = sum(vals) / len(vals)
     return out
+
+
+class Recorder:
+    """Runs a trial's monitors (Trial.monitors) on the task's probe batch: at step 0, then every
+    `monitor_every` updates (0: at each evaluation) and at the last, unless `monitor_start_only`."""
+
+    def __init__(self, trial, total_steps: int, eval_every: int, loss_fn, probe_x, probe_y):
+        self.names, self.start_only = trial.monitors, trial.monitor_start_only
+        self.every, self.total = trial.monitor_every or eval_every, total_steps
+        self.loss_fn, self.x, self.y = loss_fn, probe_x, probe_y
+        self.curve: dict[str, list] = {"step": []}
+
+    def due(self, step: int) -> bool:
+        return not self.start_only and (step % self.every == 0 or step == self.total)
+
+    def record(self, step: int, model: nn.Module) -> None:
+        values = run(self.names, model, self.loss_fn, self.x, self.y)
+        self.curve["step"].append(step)
+        for k, v in values.items():
+            self.curve.setdefault(k, []).append(v)

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from oplab import seeds
 from oplab.init import INITS
 
 METHODS = ("supervised", "autoencoder")
@@ -127,7 +128,7 @@ def greedy(model: nn.Module, batch=None, *, train: tuple[torch.Tensor, torch.Ten
     INITS.build(base, model, batch)
     lead, blocks, readout = mlp_parts(model)
     x, y = train
-    gen = torch.Generator().manual_seed(seed + 7_919)
+    gen = seeds.generator(seed, "pretrain")
     h = run_blocks(lead, x)
     stages = []
     was_training = model.training

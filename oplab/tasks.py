@@ -29,7 +29,7 @@ The single-unit model itself and its exact loss surface (`single_unit_grid`,
 `wall_ratio`, `single_unit_wall_b` and the constants `SINGLE_UNIT_T`,
 `SINGLE_UNIT_X0`, `SINGLE_UNIT_TARGET`) live in oplab.models, beside `SingleUnit`.
 
-Stream tasks (registered in `STREAMS`, at the end of this file; trained by oplab.seqtrain):
+Stream tasks (registered in `STREAMS`, at the end of this file; trained by oplab.streamtask):
 `addition`, the character-level addition of Learning to Execute, generated per update at a
 difficulty a curriculum chooses, with held-out examples that training never draws.
 """

@@ -1,8 +1,14 @@
 """The one training loop: train(trial, seed) -> Record.
 
-Data -> model -> normalizer -> initializer -> optimizer -> loop -> record.
-A trial's numbers depend only on its config and seed: the thread count is
-fixed per trial (Runtime.threads), and every random draw comes from the seed.
+task (data and model: oplab.datatask for datasets of tensors, oplab.streamtask for generated
+sequence tasks) -> optimizer -> loop -> record. The optional pieces are small objects the loop
+calls at named points, each in its own module: distillation (oplab.distill.KD: the update's loss),
+averaging (oplab.averaging: after each update, at each evaluation), monitors (oplab.monitors.Recorder:
+at monitor steps), batch growth (oplab.growth, inside the dataset task's batches), a teacher and
+pre-training stages (in the task's setup), a curriculum's advance rule (the stream task's check).
+
+A trial's numbers depend only on its config and seed: the thread count is fixed per trial
+(Runtime.threads), and every random draw comes from the seed (oplab.seeds).
 """
 
 from __future__ import annotations
@@ -14,13 +20,14 @@ import time
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
-from oplab import data as datalib
-from oplab import distill, models, monitors, norms, optim
-from oplab import init as initlib
+from oplab import distill, monitors, optim, seeds
+from oplab.averaging import Averaging
 from oplab.config import Trial, to_dict
+from oplab.datatask import DatasetTask
+from oplab.models import finite_parameters
 from oplab.records import Record, provenance
+from oplab.streamtask import StreamTask, handles
 
 
 @dataclass(frozen=True)
@@ -34,39 +41,6 @@ class Runtime:
     # CUDA kernels are not all deterministic (atomic adds in backward passes, cuBLAS workspaces):
     # with this set, torch.use_deterministic_algorithms(True) for the trial, at a cost in speed
     deterministic: bool = False
-
-
-def loss_function(task: str):
-    return F.cross_entropy if task == "classification" else F.mse_loss
-
-
-@torch.inference_mode()
-def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task: str,
-             chunk: int = 1000) -> dict[str, float]:
-    """Mean loss (and accuracy for classification) over a whole split, in eval mode; the sums stay
-    on the device until the end (one host sync a split)."""
-    was_training = model.training
-    model.eval()
-    loss_fn = loss_function(task)
-    total = torch.zeros((), dtype=torch.float64, device=x.device)
-    correct = torch.zeros((), dtype=torch.long, device=x.device)
-    for i in range(0, len(x), chunk):
-        out = model(x[i : i + chunk])
-        total += loss_fn(out, y[i : i + chunk], reduction="sum")
-        if task == "classification":
-            correct += (out.argmax(dim=1) == y[i : i + chunk]).sum()
-    model.train(was_training)
-    n = len(x) * (1 if task == "classification" else y[0].numel())
-    result = {"loss": float(total) / n}
-    if task == "classification":
-        result["acc"] = int(correct) / len(x)
-    return result
-
-
-def finite_parameters(model: torch.nn.Module) -> bool:
-    """Whether every parameter and floating-point buffer (e.g. batch norm's running statistics) is finite."""
-    tensors = [*model.parameters(), *(b for b in model.buffers() if b.is_floating_point())]
-    return all(bool(torch.isfinite(t).all()) for t in tensors)
 
 
 # torch's random generator and thread count are per process: trials that share a process
@@ -99,30 +73,6 @@ def train_model(trial: Trial, seed: int, runtime: Runtime = Runtime(),
             torch.set_num_threads(prev_threads)
             torch.use_deterministic_algorithms(prev_det)
             torch.backends.cudnn.benchmark = prev_bench
-
-
-def build_model(trial: Trial, input_shape: tuple[int, ...], out_dim: int,
-                device: torch.device | str) -> torch.nn.Module:
-    """The trial's architecture with its normalizer, on `device`: every module (batch norm and
-    weight norm included) is built first and the whole model moved once, so that no parameter or
-    buffer is left on the CPU when the device is a GPU."""
-    model = models.build(trial.model, input_shape, out_dim)
-    norms.apply(model, trial.norm)
-    return model.to(device)
-
-
-def load_teacher(teacher: Trial, data: datalib.Dataset, state: dict | None, device: torch.device) -> torch.nn.Module:
-    """The teacher trial's model with its stored weights, in eval mode, frozen."""
-    if state is None:
-        raise ValueError("this trial names a teacher (Trial.teacher) but no teacher weights were given; "
-                         "run it through oplab.runner, which trains the teacher first")
-    with torch.random.fork_rng(devices=[]):  # the teacher's throwaway init draws nothing from the trial's seed
-        model = build_model(teacher, data.input_shape, data.out_dim, device)
-    model.load_state_dict(state)
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
 
 
 def _sync(device: torch.device) -> None:
@@ -166,134 +116,63 @@ class StepTimer:
         return 1000 * statistics.median(self.samples) if self.samples else float("nan")
 
 
-def batch_plan(trial: Trial, n: int) -> list[int] | None:
-    """The batch size of every update of a trial whose batch grows (Trial.batch_growth), else None:
-    the batch is multiplied by batch_growth after every batch_every fraction of the epochs x n
-    training examples, capped at n; the last update may overrun the budget by less than a batch."""
-    if not trial.grows_batch:
-        return None
-    total = trial.epochs * n
-    period = trial.batch_every * total
-    sizes, seen = [], 0
-    while seen < total:
-        sizes.append(min(n, round(trial.batch_size * trial.batch_growth ** int(seen // period))))
-        seen += sizes[-1]
-    return sizes
-
-
 def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float,
            teacher_state: dict | None = None) -> tuple[Record, torch.nn.Module | None]:
-    from oplab import seqtrain  # sequence-to-sequence tasks on generated streams have their own loop
-
-    if seqtrain.handles(trial):
-        return seqtrain.train(trial, seed, runtime, t_start), None
     device = torch.device(runtime.device)
-    torch.manual_seed(seed)
+    seeds.start(seed)
 
-    # --- data: tensors on the device; batches are seeded index slices
-    data = datalib.load(trial.data, device, runtime.data_dir, runtime.download)
-    n = len(data.x_train)
-    if trial.batch_size > n:
-        raise ValueError(f"batch size {trial.batch_size} is larger than the {n} training examples")
-    steps_per_epoch = n // trial.batch_size
-    sizes = batch_plan(trial, n)  # the batch size of every update when the batch grows, else None
-    total_steps = len(sizes) if sizes else (trial.steps or trial.epochs * steps_per_epoch)
-    batch_iter = datalib.batches(n, iter(sizes) if sizes else trial.batch_size,
-                               torch.Generator(device=device).manual_seed(seed), device)
-    eval_every = trial.eval_every or steps_per_epoch
-    monitor_every = trial.monitor_every or eval_every
-    loss_fn = loss_function(data.task)
-    if trial.distill.name != "none" and data.task != "classification":
-        raise ValueError(f"distill method {trial.distill.name!r} needs a classification task")
-    # two fixed batches drawn apart from the training order: `fixed` for data-dependent init,
-    # `probe` (disjoint from it when the split allows) for monitors, so that a monitor never
-    # re-measures an initializer on the very batch it was fitted on
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 10_007))
-    fixed_idx = perm[: trial.batch_size]
-    probe_idx = perm[trial.batch_size : 2 * trial.batch_size]
-    if len(probe_idx) < min(trial.batch_size, n):
-        probe_idx = perm[-trial.batch_size :]
-    fixed_x = data.x_train[fixed_idx.to(device)]
-    probe_x, probe_y = data.x_train[probe_idx.to(device)], data.y_train[probe_idx.to(device)]
-
-    teacher = load_teacher(trial.teacher, data, teacher_state, device) if trial.teacher is not None else None
-
-    # --- model: architecture, then normalizer, then weights (data-dependent schemes see the batch)
-    model = build_model(trial, data.input_shape, data.out_dim, device)
-    extra: dict = {"n_params": models.n_params(model)}
-    if teacher is not None:
-        extra["teacher_params"] = sum(p.numel() for p in teacher.parameters())
-    init_report = initlib.apply(model, trial.init, fixed_x, train=(data.x_train, data.y_train), seed=seed,
-                                teacher=teacher)
-    if init_report:
-        extra["init"] = init_report
-    if trial.norm.name.startswith("weight") and trial.norm.data_init:
-        extra["data_init"] = norms.data_dependent_init(model, fixed_x)
-    pre_status = "ok"
-    if trial.distill.name == "hints":  # FitNets stage 1, before the loop's stage 2 (kd)
-        extra["hints"] = distill.hint_stage(model, teacher, trial, data.x_train, seed)
-        pre_status = extra["hints"]["status"]
+    # --- the task and its model: data (a dataset of tensors, or a generated stream), the model built,
+    # normalized and initialized, and any stage before the loop (pre-training, FitNets' hints)
+    task = (StreamTask if handles(trial) else DatasetTask)(trial, seed, runtime, device, teacher_state)
+    model, total_steps = task.model, task.total_steps
     model.train()
 
-    # --- optimizer
+    # --- optimizer, and the optional pieces (None when off)
     params = [p for p in model.parameters() if p.requires_grad]
     opt, sched = optim.build(params, trial.optim, total_steps)
-    ema = optim.averaged(model, trial.optim.ema_decay) if trial.optim.ema_decay > 0 else None
+    ema = Averaging(model, trial.optim.ema_decay) if trial.optim.ema_decay > 0 else None
+    kd = (distill.KD(task.teacher, trial.distill, total_steps)
+          if task.teacher is not None and trial.distill.name != "none" else None)
+    mon = monitors.Recorder(trial, total_steps, task.eval_every, task.loss_fn, *task.probe) if trial.monitors else None
 
-    # train_loss_running: mean minibatch loss over the updates since the previous evaluation
-    # (None at step 0, before any update); the full-split training loss is measured once, at the end
-    eval_curve: dict[str, list] = {"step": [], "epoch": [], "train_loss_running": [], "test_loss": []}
-    log_curve: dict[str, list] = {"step": [], "batch_loss": [], "grad_norm": []}
-    mon_curve: dict[str, list] = {"step": []}
-    if data.task == "classification":
-        eval_curve["test_acc"] = []
-    if ema is not None:
-        eval_curve["ema_test_loss"] = []
+    # train_loss_running: mean minibatch loss over the updates since the previous evaluation (None at
+    # step 0, before any update); the full-split training loss is measured once, at the end
+    eval_curve: dict[str, list] = {}
+    log_curve: dict[str, list] = {k: [] for k in task.log_keys}
 
-    def record_eval(step: int, train_loss: float | None, epoch: float | None = None) -> None:
-        ev = evaluate(model, data.x_test, data.y_test, data.task)
-        eval_curve["step"].append(step)
-        eval_curve["epoch"].append(step / steps_per_epoch if epoch is None else epoch)
-        eval_curve["train_loss_running"].append(train_loss)
-        eval_curve["test_loss"].append(ev["loss"])
-        if "acc" in ev:
-            eval_curve["test_acc"].append(ev["acc"])
+    def record_eval(step: int, train_loss: float | None) -> None:
+        row = task.eval_row(model, step, train_loss, opt)
         if ema is not None:
-            eval_curve["ema_test_loss"].append(evaluate(ema.module, data.x_test, data.y_test, data.task)["loss"])
-
-    def record_monitors(step: int) -> None:
-        if trial.monitors:
-            values = monitors.run(trial.monitors, model, loss_fn, probe_x, probe_y)
-            mon_curve["step"].append(step)
-            for k, v in values.items():
-                mon_curve.setdefault(k, []).append(v)
+            row.update(ema.eval_row(task))
+        for k, v in row.items():
+            eval_curve.setdefault(k, []).append(v)
 
     t_eval = time.perf_counter()
     record_eval(0, None)
-    record_monitors(0)
+    if mon is not None:
+        mon.record(0, model)
     eval_s = eval_s0 = time.perf_counter() - t_eval
 
     # --- the loop. Nothing in it waits for the device: each update's loss, gradient norm and
-    # clipping flag stay there as 0-d tensors and come back together (`flush`) at each evaluation
-    # and at least every SYNC_EVERY updates; the first non-finite loss or gradient norm among them
-    # is the divergence, and everything from it on is discarded, so the record is the one a loop
-    # that checked every update would write.
-    status, diverged_step, clipped = pre_status, (0 if pre_status != "ok" else None), 0
+    # clipping flag stay there as 0-d tensors and come back together (`flush`) before each check,
+    # evaluation or monitor call and at least every SYNC_EVERY updates; the first non-finite loss or
+    # gradient norm among them is the divergence, and everything from it on is discarded, so the
+    # record is the one a loop that checked every update would write.
+    status, diverged_step, clipped = task.status, (0 if task.status != "ok" else None), 0
     timer = StepTimer(device)
     interval_loss, interval_n = 0.0, 0
-    pending: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (step, loss, norm, clipped)
-    seen, epochs_seen = 0, 0  # training examples drawn, and whole epochs of them (batch growth)
-    dist = trial.distill
+    pending: list[tuple] = []  # (step, loss, grad norm, clipped, the task's log fields)
 
     def flush() -> bool:
         """Bring the pending updates' values to the host; False if one of them was not finite."""
         nonlocal status, diverged_step, clipped, interval_loss, interval_n
         if not pending:
             return True
-        values = torch.stack([torch.stack([lo.double(), gn.double(), c.double()]) for _, lo, gn, c in pending]).tolist()
-        steps = [p[0] for p in pending]
+        values = torch.stack([torch.stack([lo.double(), gn.double(), c.double()])
+                              for _, lo, gn, c, _ in pending]).tolist()
+        entries = [(p[0], p[4]) for p in pending]
         pending.clear()
-        for step_i, (loss_value, grad_norm, was_clipped) in zip(steps, values):
+        for (step_i, fields), (loss_value, grad_norm, was_clipped) in zip(entries, values):
             if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
                 status, diverged_step = "diverged", step_i
                 return False
@@ -301,83 +180,59 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float,
             interval_loss += loss_value
             interval_n += 1
             if step_i % trial.log_every == 0:
-                log_curve["step"].append(step_i)
-                log_curve["batch_loss"].append(loss_value)
-                log_curve["grad_norm"].append(grad_norm)
-                if sizes:
-                    log_curve.setdefault("batch_size", []).append(sizes[step_i - 1])
+                for k, v in (("step", step_i), ("batch_loss", loss_value), ("grad_norm", grad_norm), *fields.items()):
+                    log_curve.setdefault(k, []).append(v)
         return True
 
     t_loop = time.perf_counter()
     for step in range(1, total_steps + 1 if status == "ok" else 1):
-        idx = next(batch_iter)
-        x, y = data.x_train[idx], data.y_train[idx]
+        batch = task.batch(step)
         timer.start(step)
         opt.zero_grad(set_to_none=True)
-        if teacher is not None and dist.name != "none":  # knowledge distillation (FitNets' stage 2)
-            with torch.no_grad():
-                teacher_out = teacher(x)
-            lam = (distill.kd_lambda(step - 1, total_steps, dist.lam_start, dist.lam_end)
-                   if dist.lam_schedule == "linear" else dist.lam_start)
-            loss = distill.kd_loss(model(x), teacher_out, y, lam, dist.tau)
-        else:
-            loss = loss_fn(model(x), y)
-        pending.append((step, *optim.step(loss, params, opt, trial.optim)))
+        loss = kd.loss(model, batch, step) if kd is not None else task.loss(model, batch)
+        pending.append((step, *optim.step(loss, params, opt, trial.optim), task.log_fields(step, batch)))
         sched.step()
         if ema is not None:
-            ema.update_parameters(model)
+            ema.update(model)
         timer.stop(step)
-        seen += len(idx)
 
-        if sizes:  # a growing batch: evaluate once an epoch of examples, whatever the batch
-            is_eval = seen // n > epochs_seen or step == total_steps
-            epochs_seen = seen // n
-        else:
-            is_eval = step % eval_every == 0 or step == total_steps
-        is_monitor = (trial.monitors and not trial.monitor_start_only
-                      and (step % monitor_every == 0 or step == total_steps))
-        if (is_eval or is_monitor or len(pending) >= SYNC_EVERY) and not flush():
+        is_check, is_eval = task.is_check(step), task.is_eval(step)
+        is_monitor = mon is not None and mon.due(step)
+        if (is_check or is_eval or is_monitor or len(pending) >= SYNC_EVERY) and not flush():
             break
         t_eval = time.perf_counter()
+        if is_check:  # a curriculum's advance rule (stream tasks)
+            task.check(step, model, sched)
         if is_eval:
-            record_eval(step, interval_loss / interval_n, seen / n if sizes else None)
+            record_eval(step, interval_loss / interval_n)
             interval_loss, interval_n = 0.0, 0
         if is_monitor:
-            record_monitors(step)
+            mon.record(step, model)
         eval_s += time.perf_counter() - t_eval
     _sync(device)
     train_s = time.perf_counter() - t_loop - (eval_s - eval_s0)  # the loop's time less its evaluations
 
-    train_loss_full = None
+    end: dict = {}
     if status == "ok":
         # the loop checks the loss and the gradient before each update; the last update is checked here:
         # weights or final losses that are not finite make a divergence at that update, not NaN metrics
-        train_loss_full = evaluate(model, data.x_train, data.y_train, data.task)["loss"]
+        end = task.end_metrics(model)
         if not (finite_parameters(model) and math.isfinite(eval_curve["test_loss"][-1])
-                and math.isfinite(train_loss_full)):
+                and all(math.isfinite(v) for v in end.values())):
             status, diverged_step = "diverged", total_steps
     steps_done = max(0, diverged_step - 1) if diverged_step is not None else total_steps
-    final: dict = {"steps": steps_done, "clipped_steps": clipped}
-    pre_updates = (init_report or {}).get("updates", 0) + extra.get("hints", {}).get("updates", 0)
-    if "updates" in (init_report or {}) or "hints" in extra:  # a stage before the loop: its updates apart
-        final["pretrain_updates"] = pre_updates
-        final["finetune_updates"] = steps_done
+    final: dict = {"steps": steps_done, "clipped_steps": clipped, **task.final_counts(steps_done)}
     if status == "ok":
-        final["train_loss_running"] = eval_curve["train_loss_running"][-1]
-        final["train_loss_full"] = train_loss_full
-        final["test_loss"] = eval_curve["test_loss"][-1]
-        if "test_acc" in eval_curve:
-            final["test_acc"] = eval_curve["test_acc"][-1]
-            final["test_err"] = 1.0 - final["test_acc"]
+        final.update(task.final_metrics(eval_curve, end))
         if ema is not None:
             final["ema_test_loss"] = eval_curve["ema_test_loss"][-1]
-    curves = {"eval": eval_curve, "log": log_curve}
-    if trial.monitors:
-        curves["monitor"] = mon_curve
+    curves = {"eval": eval_curve, "log": log_curve, **task.curves()}
+    if mon is not None:
+        curves["monitor"] = mon.curve
     wall = time.perf_counter() - t_start
     record = Record(
         config=to_dict(trial), seed=seed, status=status, diverged_step=diverged_step, curves=curves,
-        final=final, extra=extra,
+        final=final, extra=task.extra,
         timings={"wall_s": wall, "train_s": train_s, "eval_s": eval_s,
                  # the median of the timed updates resists bursts of load from other processes
                  "time_per_step_ms": timer.median_ms(), "mean_step_ms": 1000 * train_s / max(1, steps_done)},

@@ -24,7 +24,7 @@ Verdict (two parts; 95% intervals, one value per seed, arms paired by seed):
     (superiority by more than the margin: the schedule's own effect must exceed the band that
     (1) allows, or "the same accuracy" says nothing about replacing the schedule).
 Demonstration, not a part: the updates. The batch-size plan is a function of the config
-(oplab.train.batch_plan): each third of the examples is seen in batches 5x larger than the last,
+(oplab.growth.batch_plan): each third of the examples is seen in batches 5x larger than the last,
 so the growing-batch arm makes fewer updates than lr decay on every seed by construction (a unit
 test checks the >= 2x at the quick and full budgets). The table counts both arms' updates and
 their ratio from the records (final["steps"]); the figures plot both against updates.

@@ -25,7 +25,7 @@ state_train.acc)`, i.e. when (a) the per-character validation accuracy at the cu
 0.95, or (b) the training accuracy is below its value five checks earlier. Our reading of (b), from
 main.lua: `state_train.acc` is the per-character accuracy (teacher forcing, output characters only)
 of the training batches since the previous check, each scored before its update (MaskedLoss counts,
-accumulated by fp() and zeroed by show_predictions -> reset_state after every check; oplab.seqtrain
+accumulated by fp() and zeroed by show_predictions -> reset_state after every check; oplab.streamtask
 records it as the check curve's `train_acc`); `train_accs` gets one entry per check, appended after
 the decision, so with at least five entries `train_accs[#train_accs - 4]` (Lua indexes from 1) is the
 value five checks before the current one; when the rule fires the history is emptied and the current
@@ -65,7 +65,7 @@ measures the start of learning, not the paper's end state: which strategy learns
 curriculum still spends its updates below the target.
 
 Loss scale. The authors' MaskedLoss sums the negative log-likelihood of the scored characters over
-the 50-character window and divides by the batch; oplab.seqtrain takes the mean over the batch's
+the 50-character window and divides by the batch; oplab.streamtask takes the mean over the batch's
 scored characters. The authors' loss is therefore k times ours, k = 50 x the share of a stream's
 characters that are scored (oplab.tasks AdditionTask.scored_share, exact for our format: k is
 about 17-19 from 1 to 9 digits), and so is its gradient. Quick (Adam): Adam's step does not depend

@@ -9,7 +9,8 @@ from types import ModuleType
 import numpy as np
 import pandas as pd
 
-from oplab import kit, runner
+from oplab import kit
+from oplab import plan as planning
 
 
 def table(study: ModuleType, values: Callable[[dict, int, np.random.Generator], dict], seeds=range(6),
@@ -17,14 +18,10 @@ def table(study: ModuleType, values: Callable[[dict, int, np.random.Generator], 
     """One row per (arm, seed) of the arms the verdict block would train (for a tuned study,
     the first level of the tuned factor in each group), with status "ok" and the columns
     `values(factors, seed, rng)` returns (it may set "status" too)."""
-    arms = runner.arms_of(study, budget)
+    arms = planning.arms_of(study, budget)
     tune = getattr(study, "TUNE", None)
     if tune is not None:
-        first: dict = {}
-        for a in arms.values():
-            first.setdefault(tuple(a.factors[w] for w in tune.within), a.factors[tune.factor])
-        arms = {n: a for n, a in arms.items()
-                if first[tuple(a.factors[w] for w in tune.within)] == a.factors[tune.factor]}
+        arms = planning.chosen_arms(arms, tune, planning.first_levels(arms, tune))
     rng = np.random.default_rng(12345)
     rows = []
     for seed in seeds:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from oplab import models, seqtrain, tasks
+from oplab import models, streamtask, tasks
 from oplab.config import DataConfig, ModelConfig, OptimConfig, Trial
 from oplab.train import Runtime, train
 
@@ -118,7 +118,7 @@ def _trial(curriculum="naive", target=3, steps=30, lr=0.01, clip="norm", **optio
 
 
 def test_the_loop_records_metrics_and_schedule_state():
-    assert seqtrain.handles(_trial()) and not seqtrain.handles(Trial())
+    assert streamtask.handles(_trial()) and not streamtask.handles(Trial())
     rec = train(_trial("combined"), 0, Runtime())
     assert rec.status == "ok" and rec.final["steps"] == 30
     for k in ("char_acc", "seq_acc", "test_loss", "level"):

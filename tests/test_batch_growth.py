@@ -5,7 +5,8 @@ import torch
 
 from oplab import data as datalib
 from oplab.config import DataConfig, ModelConfig, OptimConfig, Trial, key_dict
-from oplab.train import batch_plan, train
+from oplab.growth import batch_plan
+from oplab.train import train
 
 BASE = Trial(data=DataConfig("mnist5k", n_train=300, n_test=100), model=ModelConfig("mlp", 1, 16),
              optim=OptimConfig("sgd", lr=0.05), epochs=4, batch_size=10)

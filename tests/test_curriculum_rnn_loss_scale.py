@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from oplab import models, optim, seqtrain, tasks
+from oplab import models, optim, streamtask, tasks
 from oplab.config import ModelConfig, OptimConfig
 from studies import curriculum_rnn as study
 
@@ -44,7 +44,7 @@ def test_the_full_budgets_rate_is_the_authors_update():
             params = list(model.parameters())
             start = torch.cat([p.detach().ravel() for p in params])
             opt, _ = optim.build(params, cfg, 1)
-            loss, _ = seqtrain.scored_loss(model, batch)
+            loss, _ = streamtask.scored_loss(model, batch)
             opt.zero_grad()
             (scale * loss).backward()
             optim.clip_gradients(params, cfg)

@@ -5,7 +5,8 @@ other module built after the move would stay on the CPU and crash a GPU run."""
 import pytest
 import torch
 
-from oplab import runner, tasks
+from oplab import plan as planning
+from oplab import tasks
 from oplab.train import build_model
 from studies import all_studies
 
@@ -26,14 +27,14 @@ def shape_of(trial):
 
 
 CASES = [(s, b, n, a) for s in all_studies() for b in ("smoke", "quick", "full")
-         for n, a in runner.arms_of(s, b).items()]
+         for n, a in planning.arms_of(s, b).items()]
 
 
 @pytest.mark.parametrize("study,budget,name,arm", CASES, ids=[f"{s.NAME}:{b}:{n}" for s, b, n, _ in CASES])
 def test_every_arm_builds_on_the_requested_device(study, budget, name, arm):
     shape = shape_of(arm.trial)
     if shape is None:
-        pytest.skip("a stream task's sequence model has no normalizer; oplab.seqtrain builds it and moves it once")
+        pytest.skip("a stream task's sequence model has no normalizer; oplab.streamtask builds it and moves it once")
     for trial in (arm.trial, arm.trial.teacher):
         if trial is None:
             continue

@@ -8,7 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from oplab import estimate, models
+from oplab import plan as planning
 from oplab.config import DataConfig, ModelConfig, OptimConfig, Trial
+from oplab.store import Store
 from studies import all_studies
 
 
@@ -71,13 +73,12 @@ def test_cpu_time_uses_stored_records_and_scales_the_rest(tmp_path):
     median time per update; with nothing stored the time is unknown."""
     from dataclasses import replace
 
-    from oplab import runner
     from oplab.records import Record
     from tests import tinystudy
 
     assert estimate.cpu_time(tinystudy, "smoke", tmp_path, seeds=[0, 1], replicate=False).unknown == 4
-    specs = runner.plan(tinystudy, "smoke", [0, 1]).trials
-    store = runner.Store(tmp_path, tinystudy.NAME)
+    specs = planning.plan(tinystudy, "smoke", [0, 1]).trials
+    store = Store(tmp_path, tinystudy.NAME)
     stored = specs[:2]
     for i, sp in enumerate(stored):  # 2.0 s and 4.0 s for 20 updates: 0.1 and 0.2 s an update
         rec = Record(config={}, seed=sp.seed, status="ok", diverged_step=None, curves={},

@@ -11,7 +11,8 @@ import os
 import pytest
 import torch
 
-from oplab import data, runner, tasks
+from oplab import data, tasks
+from oplab import plan as planning
 from oplab.dataset import Dataset
 from oplab.train import Runtime, train_model
 from studies import all_studies
@@ -71,7 +72,7 @@ def code_path(trial) -> str:
 def _arms():
     seen, out = set(), []
     for s in all_studies():
-        for name, arm in runner.arms_of(s, "full").items():
+        for name, arm in planning.arms_of(s, "full").items():
             path = code_path(shrink(arm.trial))
             if FULL_BATCHES or path not in seen:
                 seen.add(path)
@@ -86,7 +87,7 @@ ARMS = _arms()
 def test_full_budget_arm_trains(study, name, arm, monkeypatch):
     monkeypatch.setattr(data, "_load_full", fake_load)
     trial = shrink(arm.trial)
-    runner.check_trial(trial)
+    planning.check_trial(trial)
     state = None
     if trial.teacher is not None:
         rec_t, model_t = train_model(trial.teacher, 0, Runtime())

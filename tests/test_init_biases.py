@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from oplab import data, models, runner
+from oplab import data, models
 from oplab import init as initlib
+from oplab import plan as planning
 from oplab.config import DataConfig, InitConfig, ModelConfig, Trial
 
 
@@ -164,10 +165,10 @@ def test_registered_initializers_without_bias_rules_equal_the_plain_functions(na
 
 def test_bias_rule_options_are_checked_before_training():
     base = Trial(data=DataConfig("mnist1d", n_train=100), model=ModelConfig("mlp", 1, 8), steps=1)
-    runner.check_trial(base.__class__(**{**base.__dict__, "init": InitConfig("he", {"hidden_bias": 0.1})}))
+    planning.check_trial(base.__class__(**{**base.__dict__, "init": InitConfig("he", {"hidden_bias": 0.1})}))
     bad = base.__class__(**{**base.__dict__, "init": InitConfig("he", {"hiden_bias": 0.1})})
     with pytest.raises(ValueError, match="hidden_bias"):
-        runner.check_trial(bad)
+        planning.check_trial(bad)
 
 
 # --- the dead_units monitor

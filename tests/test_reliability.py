@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from oplab import cli, runner
+from oplab import cli, job, runner
+from oplab import plan as planning
 from oplab.config import override
 from oplab.train import Runtime
 from tests import tinystudy
@@ -59,9 +60,9 @@ def test_a_trial_that_raises_is_an_error_the_others_go_on_and_the_next_run_retri
 
 
 def test_errored_records_are_retried_but_divergences_are_not(tmp_path, monkeypatch):
-    ok = runner.TrialSpec("t", "ok", 0, "smoke", 1, tiny_trial())
-    div = runner.TrialSpec("t", "div", 0, "smoke", 1, override(tiny_trial(), {"optim.lr": 1e12}))
-    real = runner._run_spec
+    ok = planning.TrialSpec("t", "ok", 0, "smoke", 1, tiny_trial())
+    div = planning.TrialSpec("t", "div", 0, "smoke", 1, override(tiny_trial(), {"optim.lr": 1e12}))
+    real = job._run_spec
 
     def flaky(s, *a):
         if s.arm == "ok":
@@ -217,7 +218,7 @@ def test_a_dask_worker_killed_mid_trial_loses_no_trial(tmp_path):
     pytest.importorskip("dask.distributed")
     from dask.distributed import Client, LocalCluster
 
-    specs = [runner.TrialSpec("t", "a", s, "smoke", 1, override(tiny_trial(), {"epochs": 15})) for s in range(6)]
+    specs = [planning.TrialSpec("t", "a", s, "smoke", 1, override(tiny_trial(), {"epochs": 15})) for s in range(6)]
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         import threading
 

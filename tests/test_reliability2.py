@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from oplab import cli, records, runner, staleness
+from oplab import plan as planning
 from tests import tinystudy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -284,7 +285,7 @@ def test_report_only_on_an_empty_or_missing_folder_leaves_nothing(tmp_path, caps
 def test_unreadable_records_lists_the_damaged_files_per_study(copy):
     files = trials(copy)
     files[1].write_text(files[1].read_text()[:50])
-    plan = runner.plan(tinystudy, "smoke", runner.default_seeds(tinystudy, "smoke"))
+    plan = planning.plan(tinystudy, "smoke", planning.default_seeds(tinystudy, "smoke"))
     assert cli.unreadable_records(copy, plan.trials) == {"tiny": [files[1].name]}
 
 

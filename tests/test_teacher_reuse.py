@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from oplab import config, distill, runner
+from oplab import plan as planning
 from oplab.config import DistillConfig, InitConfig, ModelConfig, Trial, override
+from oplab.store import Store
 from oplab.train import Runtime, train, train_model
 from tests.conftest import tiny_trial
 
@@ -31,7 +33,7 @@ def grown(op="deeper"):
 
 def specs(seeds=(0, 1)):
     arms = {"kd": student("kd"), "hints": student("hints"), "deeper": grown("deeper"), "wider": grown("wider")}
-    return [runner.TrialSpec("teststudy", a, s, "smoke", 1, t) for s in seeds for a, t in arms.items()]
+    return [planning.TrialSpec("teststudy", a, s, "smoke", 1, t) for s in seeds for a, t in arms.items()]
 
 
 def counting(monkeypatch):
@@ -50,10 +52,10 @@ def test_each_teacher_trains_once_per_seed_before_its_students(tmp_path, monkeyp
     for seed in (0, 1):  # the teacher of a seed runs before every trial that learns from it
         order = [c for c in calls if c.seed == seed]
         assert order[0].trial == TEACHER
-    store = runner.Store(tmp_path, "teststudy")
+    store = Store(tmp_path, "teststudy")
     for s in specs():
         rec = recs[s.key]
-        t = runner.teacher_spec(s)
+        t = planning.teacher_spec(s)
         assert rec.status == "ok" and rec.extra["teacher"]["key"] == t.key
         assert rec.extra["teacher"]["weights_sha256"] == recs[t.key].extra["weights_sha256"]
         assert store.weights_path(t.key).exists()
@@ -66,11 +68,11 @@ def test_each_teacher_trains_once_per_seed_before_its_students(tmp_path, monkeyp
 
 def test_a_teacher_with_lost_weights_is_trained_again_before_a_new_student(tmp_path, monkeypatch):
     runner.run(specs(seeds=(0,)), tmp_path, Runtime(), jobs=1, progress=False)
-    store = runner.Store(tmp_path, "teststudy")
-    t = runner.teacher_spec(specs(seeds=(0,))[0])
+    store = Store(tmp_path, "teststudy")
+    t = planning.teacher_spec(specs(seeds=(0,))[0])
     store.weights_path(t.key).unlink()
     calls = counting(monkeypatch)
-    new = runner.TrialSpec("teststudy", "kd2", 0, "smoke", 1, student("kd", distill=DistillConfig("kd", tau=2.0)))
+    new = planning.TrialSpec("teststudy", "kd2", 0, "smoke", 1, student("kd", distill=DistillConfig("kd", tau=2.0)))
     with pytest.warns(UserWarning, match="not stored; training it again"):
         recs = runner.run([new], tmp_path, Runtime(), jobs=1, progress=False)
     assert [c.trial for c in calls] == [TEACHER, new.trial]
@@ -96,16 +98,16 @@ def test_dask_orders_teachers_too(tmp_path):
 
 def test_a_diverged_teacher_fails_its_students_without_a_crash(tmp_path):
     bad_teacher = override(TEACHER, {"optim.lr": 1e12})
-    s = runner.TrialSpec("teststudy", "kd", 0, "smoke", 1, student("kd", teacher=bad_teacher))
+    s = planning.TrialSpec("teststudy", "kd", 0, "smoke", 1, student("kd", teacher=bad_teacher))
     recs = runner.run([s], tmp_path, Runtime(), jobs=1, progress=False)
-    t = runner.teacher_spec(s)
+    t = planning.teacher_spec(s)
     assert recs[t.key].status == "diverged"
     assert recs[s.key].status == "diverged" and recs[s.key].extra["teacher"] == {"key": t.key, "status": "diverged"}
 
 
 def test_student_keys_depend_on_their_teacher_and_old_keys_stand():
-    a = runner.TrialSpec("x", "kd", 0, "smoke", 1, student("kd"))
-    b = runner.TrialSpec("x", "kd", 0, "smoke", 1, student("kd", teacher=override(TEACHER, {"optim.lr": 0.01})))
+    a = planning.TrialSpec("x", "kd", 0, "smoke", 1, student("kd"))
+    b = planning.TrialSpec("x", "kd", 0, "smoke", 1, student("kd", teacher=override(TEACHER, {"optim.lr": 0.01})))
     assert a.key != b.key
     # a trial without a teacher, distillation or batch growth keeps the key it had before those fields existed
     plain = tiny_trial()
@@ -191,7 +193,7 @@ def test_convnet_hints_and_net2net_run_through_the_runner(tmp_path):
     deeper = override(conv_teacher, {"model": ModelConfig("convnet", 4, 6, options={"pools": [1]}),
                                      "init": InitConfig("net2net", {"ops": [["deeper", 2]]}),
                                      "teacher": conv_teacher})
-    s = [runner.TrialSpec("teststudy", a, 0, "smoke", 1, t) for a, t in (("hints", stud), ("deeper", deeper))]
+    s = [planning.TrialSpec("teststudy", a, 0, "smoke", 1, t) for a, t in (("hints", stud), ("deeper", deeper))]
     recs = runner.run(s, tmp_path, Runtime(), jobs=1, progress=False)
     hints = recs[s[0].key].extra["hints"]
     assert hints["status"] == "ok" and hints["regressor"] == "Conv2d"

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from oplab import plan as planning
 from oplab import records, runner
 from oplab.config import DataConfig, ModelConfig, OptimConfig, Trial, override
 from oplab.records import Record
+from oplab.store import Store
 from oplab.train import Runtime, train
 from tests.conftest import tiny_trial
 
@@ -94,7 +96,7 @@ def test_atomic_write_survives_a_crash_mid_write(tmp_path, monkeypatch, trial):
 
 
 def spec(arm="a", seed=0, **changes):
-    return runner.TrialSpec("teststudy", arm, seed, "smoke", 1, tiny_trial(**changes))
+    return planning.TrialSpec("teststudy", arm, seed, "smoke", 1, tiny_trial(**changes))
 
 
 def test_runner_skips_stored_trials_and_recomputes_invalid_ones(tmp_path, monkeypatch):
@@ -110,7 +112,7 @@ def test_runner_skips_stored_trials_and_recomputes_invalid_ones(tmp_path, monkey
     assert calls == [] and {k: r.curves for k, r in again.items()} == {k: r.curves for k, r in recs.items()}
 
     # a truncated record is treated as missing, with a warning, and recomputed
-    path = runner.Store(tmp_path, "teststudy").path(specs[1].key)
+    path = Store(tmp_path, "teststudy").path(specs[1].key)
     path.write_text(path.read_text()[:100])
     with pytest.warns(UserWarning, match="invalid record"):
         fixed = runner.run(specs, tmp_path, Runtime(), jobs=1, progress=False)

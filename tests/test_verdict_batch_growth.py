@@ -4,8 +4,8 @@ its updates demonstration from the schedule itself."""
 
 import pytest
 
-from oplab import runner
-from oplab.train import batch_plan
+from oplab import plan as planning
+from oplab.growth import batch_plan
 from studies import batch_growth as study
 from tests.synthetic import words
 
@@ -37,7 +37,7 @@ def test_a_diverged_growth_run_counts_as_chance():
 @pytest.mark.parametrize("budget", ["quick", "full"])
 def test_batch_growth_makes_at_least_2x_fewer_updates_by_construction(budget):
     """The demonstration: the schedule alone fixes the updates, whatever the seed."""
-    arms = runner.arms_of(study, budget)
+    arms = planning.arms_of(study, budget)
     n = {"quick": 4000, "full": 60000}[budget]
     growth, decay = arms["batch growth"].trial, arms["lr decay"].trial
     sizes = batch_plan(growth, n)

@@ -105,10 +105,11 @@ MATCHED_PARTS = ["(1a) autoencoder vs none", "(1b) denoising vs none", "(2) supe
 def _with_cost(values):
     """values, plus each arm's cost as the report's frame carries it (report.frame: cost_ + the keys of
     oplab.estimate.record_cost, counted from its config)."""
-    from oplab import estimate, runner
+    from oplab import estimate
+    from oplab import plan as planning
 
     cost = {tuple(sorted(a.factors.items())): {f"cost_{k}": v for k, v in estimate.record_cost(a.trial).items()}
-            for a in runner.arms_of(study, "quick").values()}
+            for a in planning.arms_of(study, "quick").values()}
 
     def with_cost(f, seed, rng):
         return {**values(f, seed, rng), **cost[tuple(sorted(f.items()))]}
@@ -137,16 +138,17 @@ def test_a_part_judged_against_the_matched_arm_can_fail():
 def test_the_matched_none_runs_the_pre_trained_arms_total_updates():
     """none's steps = the pre-trained arm's pre-training + fine-tuning updates, as the cost model counts
     them (oplab.estimate) and as a real pre-training run records them (smoke budget, trained here)."""
-    from oplab import estimate, runner
+    from oplab import estimate
+    from oplab import plan as planning
     from oplab.train import train
 
     for budget in ("smoke", "quick", "full"):
-        arms = runner.arms_of(study, budget)
+        arms = planning.arms_of(study, budget)
         for d in study.DEPTHS:
             none, ae = arms[f"none depth={d} lr=2"], arms[f"autoencoder depth={d} lr=2"]
             assert none.trial.steps == estimate.record_cost(ae.trial)["updates"] == \
                 estimate.record_cost(none.trial)["updates"], (budget, d)
-    arms = runner.arms_of(study, "smoke")
+    arms = planning.arms_of(study, "smoke")
     rec = train(arms["autoencoder depth=3 lr=2"].trial, 0)
     assert rec.final["pretrain_updates"] + rec.final["finetune_updates"] == arms["none depth=3 lr=2"].trial.steps
     assert arms["shallow depth=1 lr=2"].trial == arms["none depth=1 lr=2"].trial  # stored once

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from oplab import data, init, models, norms, runner
+from oplab import plan as planning
 from oplab.config import DataConfig, InitConfig, ModelConfig, OptimConfig, Trial, override
 from oplab.train import Runtime, train
 
@@ -163,7 +164,7 @@ def quick_sample() -> list:
     from studies import STUDIES, all_studies
 
     all_studies()
-    return [sp for name in SAMPLE for sp in runner.expand(STUDIES[name], "quick", [0])]
+    return [sp for name in SAMPLE for sp in planning.expand(STUDIES[name], "quick", [0])]
 
 
 def test_jobs_2_vs_1_on_quick_trials(benchmark):
