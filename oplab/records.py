@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oplab import imports, schema
+
 STATUSES = ("ok", "diverged", "error")
 # packages whose versions provenance records (besides torch and numpy, under their own keys since the
 # first records): data generators and loaders, and the statistics of the verdicts
@@ -207,7 +209,9 @@ def remove_partial_writes(results_dir: Path) -> int:
 
 
 def save(record: Record, path: Path) -> None:
-    """Write `record` to `path` atomically."""
+    """Write `record` to `path` atomically; ValueError, before anything is written, when its final
+    metrics or curves are not what oplab.schema declares."""
+    schema.check(record.final, record.curves)
     data = record.to_json().encode()
     atomic_write(path, data)
     _set_digest(record, data)
@@ -293,21 +297,15 @@ def git_commit(cwd: Path | None = None) -> str:
         return "unknown"
 
 
-# git pathspecs of the files whose changes can change a trial's numbers: the package, less the modules
-# that only report, judge, store or orchestrate from the command line (studies declare arms, whose
-# configs are in the records' keys, and verdicts)
-NOT_TRIAL_CODE = ("report.py", "plots.py", "stats.py", "kit.py", "cli.py", "records.py", "staleness.py",
-                  "estimate.py", "forest.py", "compare.py")
-CODE_PATHS = ("oplab", *(f":(exclude)oplab/{name}" for name in NOT_TRIAL_CODE))
-
-
 @functools.cache
 def git_dirty() -> bool | None:
-    """Whether the code that computes trials (CODE_PATHS) has uncommitted changes to tracked files;
+    """Whether the code that computes trials (oplab.imports.trial_code_paths: found from the training
+    entry point's imports) has uncommitted changes to tracked files;
     None outside a git checkout. Asked once per process."""
     root = Path(__file__).resolve().parent.parent
     try:
-        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                              *imports.trial_code_paths()],
                              capture_output=True, text=True, cwd=root, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None

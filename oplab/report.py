@@ -9,6 +9,7 @@ gives the same files.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -19,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from oplab import forest, kit, plots, staleness, stats
+from oplab import forest, imports, kit, plots, schema, staleness, stats
 from oplab.records import Record, atomic_write
 
 
@@ -37,6 +38,7 @@ def frame(specs: list, recs: dict[str, Record], cost_of=None) -> pd.DataFrame:
         row: dict[str, Any] = {"arm": s.arm, "seed": s.seed, "block": s.block, "budget": s.budget, "key": s.key}
         row.update(dict(s.factors))
         row.update({"status": rec.status, "diverged_step": rec.diverged_step})
+        row.update(dict.fromkeys(schema.FINAL, float("nan")))  # every declared metric is a column (NaN: unmeasured)
         row.update(rec.final)
         row.update(rec.timings)
         if cost_of is not None:  # as cost_updates, cost_flops, cost_teacher_updates, ... (kit.COST_COLUMNS)
@@ -291,8 +293,17 @@ def _json_default(x):
     return float(x)
 
 
-# the code that turns records into a page: a change to any of it rebuilds every page
-REPORT_CODE = ("report.py", "kit.py", "stats.py", "plots.py", "staleness.py", "forest.py")
+
+
+@functools.cache
+def _report_code() -> list[Path]:
+    """The files of the code that turns records into a page (oplab.report and all it imports, found from
+    the import graph): a change to any of it rebuilds every page."""
+    graph = imports.import_graph(module_level=False)
+    files = imports.module_files()
+    return [files[m] for m in sorted(imports.closure(graph, ["oplab.report"]))]
+
+
 REPORT_PACKAGES = ("matplotlib", "pandas", "numpy", "scipy", "seaborn")
 
 
@@ -303,8 +314,7 @@ def inputs_digest(study: ModuleType, plan, specs: list, recs: dict[str, Record],
     the study's source, the report code and the versions of the packages that draw and compute it."""
     from oplab.records import digest, package_version
 
-    here = Path(__file__).parent
-    sources = [Path(study.__file__).read_bytes(), *((here / name).read_bytes() for name in REPORT_CODE)]
+    sources = [Path(study.__file__).read_bytes(), *(path.read_bytes() for path in _report_code())]
     parts = {
         "budget": plan.budget, "seeds": list(plan.seeds), "replication": list(plan.replication),
         "tuning_seeds": list(plan.tuning_seeds),

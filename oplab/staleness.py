@@ -28,8 +28,8 @@ is compared with the one it differs from least (a record that matches any worker
 Code (the field "code"): every commit changes the commit hash, most without changing a number
 (documentation, reports, refactors checked bit for bit). A record's commit counts as other code
 only when git shows a change between that commit and HEAD in the files that compute trials
-(oplab.records.CODE_PATHS: oplab/ less the modules that only report, judge, store or run the
-command line; studies/ declare arms, whose configs are in the records' keys, and verdicts), or
+(oplab.imports.trial_code_paths: the modules the training entry point imports, found from the
+import graph, not listed; and studies/, whose arms are the records' configs), or
 cannot tell (a commit this checkout does not have). A changed file is no proof of changed
 numbers, so other code is reported apart from the environment: `is_stale` and `summarize`
 leave it out unless asked (code=True).
@@ -44,7 +44,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from oplab import records
+from oplab import imports, records
 
 # provenance fields that can change a trial's numbers (see the module docstring)
 ENVIRONMENT = ("torch", "numpy", "scipy", "mnist1d", "mlxtend", "torchvision", "cpu", "device", "torch_threads")
@@ -177,14 +177,15 @@ def _counts(counts: Counter) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def code_changed(old: str, new: str) -> bool:
-    """Whether the files that compute trials differ between commits `old` and `new`; True when git
-    cannot tell (a commit this checkout lacks), False outside a git checkout."""
+def code_changed(old: str, new: str, root: Path | None = None) -> bool:
+    """Whether the files that compute trials differ between commits `old` and `new` (of the checkout
+    at `root`, default oplab's own); True when git cannot tell (a commit this checkout lacks), False
+    outside a git checkout."""
     if old == new:
         return False
-    root = Path(records.__file__).resolve().parent.parent
+    root = root or Path(records.__file__).resolve().parent.parent
     try:
-        out = subprocess.run(["git", "diff", "--quiet", old, new, "--", *records.CODE_PATHS],
+        out = subprocess.run(["git", "diff", "--quiet", old, new, "--", *imports.trial_code_paths()],
                              capture_output=True, cwd=root, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return False

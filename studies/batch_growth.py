@@ -100,7 +100,7 @@ def arms(budget: str) -> dict[str, kit.Arm]:
 def measure(df, curves, ctx):
     """Per trial: final test accuracy (pp), updates made, and the largest batch used."""
     t = df.copy()
-    t["test_acc_pp"] = 100 * t["test_acc"] if "test_acc" in t else np.nan
+    t["test_acc_pp"] = 100 * t["test_acc"]
     t["updates"] = t["steps"].astype(float)
     log = curves.get("log")
     if log is not None and "batch_size" in log:

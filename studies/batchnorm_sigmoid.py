@@ -171,7 +171,7 @@ def measure(df, curves, ctx):
     sigmoid-input drift (`drift`). Chain: Var(step loss change) at init (`dloss_var`), and the
     per-(seed, norm) slope of its log against depth (`chain_slope`), on every row of the group."""
     t = df.copy()
-    t["test_acc_pp"] = 100 * t["test_acc"] if "test_acc" in t else np.nan
+    t["test_acc_pp"] = 100 * t["test_acc"]
     ev = curves.get("eval")
     start = WARMUP * ctx.setup["mnist"]["steps"]
     if ev is not None and "test_acc" in ev:

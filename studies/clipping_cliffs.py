@@ -198,7 +198,7 @@ def paths(curves) -> pd.DataFrame | None:
 
 
 def _col(t: pd.DataFrame, name: str) -> pd.Series:
-    return t[name].astype(float) if name in t else pd.Series(np.nan, index=t.index)
+    return t[name].astype(float)
 
 
 def wall_offset(w0, b0, c) -> np.ndarray:

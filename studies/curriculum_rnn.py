@@ -203,8 +203,8 @@ def measure(df, curves, ctx):
     exposure (from the logged levels), how often each rule advanced the level, and clipping."""
     t = df.copy()
     for col, src in (("char_pct", "char_acc"), ("seq_pct", "seq_acc")):
-        t[col] = 100 * pd.to_numeric(t[src], errors="coerce") if src in t else np.nan
-    step = pd.to_numeric(t["target_step"], errors="coerce") if "target_step" in t else pd.Series(np.nan, index=t.index)
+        t[col] = 100 * pd.to_numeric(t[src], errors="coerce")
+    step = pd.to_numeric(t["target_step"], errors="coerce")
     t["target_step"] = step
     t["reached_target"] = step.notna().astype(float)
     per = {}

@@ -284,12 +284,12 @@ def measure(df, curves, ctx):
     (b) the best test accuracy of the teacher trained on (same seed), on the counted-update axis."""
     s = ctx.setup
     t = df.copy()
-    t["test_err_pp"] = 100 * t["test_err"] if "test_err" in t else np.nan
+    t["test_err_pp"] = 100 * t["test_err"]
     t["params"] = _extra(t, "n_params")
     t["teacher_key"] = _extra(t, "teacher", "key", default=None)
     t["guided_block"] = _extra(t, "hints", "guided_block")
     t["hint_block"] = _extra(t, "hints", "hint_block")
-    pre = t["pretrain_updates"] if "pretrain_updates" in t else pd.Series(np.nan, index=t.index)
+    pre = t["pretrain_updates"]
     t["stage1_updates"] = pre.fillna(0)
     # a grown net's curve starts after its teacher's updates, which count in its cost (Chen et al.)
     t["offset"] = t["stage1_updates"] + np.where(t["method"] == "net2net", s["steps"], 0)

@@ -213,10 +213,10 @@ def measure(df, curves, ctx):
     compute (pre-training + fine-tuning updates), and the slope of its depth series (none or
     autoencoder) in its seed, a diverged trial fitted at 90 %."""
     t = df.copy()
-    t["test_err_pp"] = 100 * t["test_err"] if "test_err" in t else float("nan")
-    pre = t["pretrain_updates"] if "pretrain_updates" in t else pd.Series(np.nan, index=t.index)
+    t["test_err_pp"] = 100 * t["test_err"]
+    pre = t["pretrain_updates"]
     t["pretrain_updates"] = pre.fillna(0)
-    t["finetune_updates"] = t["finetune_updates"].fillna(t["steps"]) if "finetune_updates" in t else t["steps"]
+    t["finetune_updates"] = t["finetune_updates"].fillna(t["steps"])
     t["total_updates"] = t["pretrain_updates"] + t["finetune_updates"]
     ft = finetune_updates(ctx.setup) if ctx.setup else 0
     t = kit.curve_value(t, curves or {}, "eval", "test_acc", "_acc_ft", at=("step", ft))

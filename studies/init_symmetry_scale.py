@@ -219,7 +219,7 @@ def measure(df, curves, ctx):
     (3) at init, the output (logit) norm, the input norm and the bound ||x|| prod ||W_i||_2."""
     s = ctx.setup
     t = df.copy()
-    t["test_acc_pp"] = 100 * t["test_acc"] if "test_acc" in t else np.nan
+    t["test_acc_pp"] = 100 * t["test_acc"]
     t["test_err_pp"] = 100 - t["test_acc_pp"]
     idx = t.set_index(["arm", "seed"]).index
     depth = s["nets"]["glorot"].depth

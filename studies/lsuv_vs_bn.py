@@ -188,7 +188,7 @@ def measure(df, curves, ctx):
                      g["noise"].max().rename("noise_dev"),
                      iv[iv["last"]].groupby(["arm", "seed"])["var"].first().rename("readout_var")], axis=1)
     t = df.merge(per.reset_index(), on=["arm", "seed"], how="left")
-    t["test_acc_pp"] = 100 * t["test_acc"] if "test_acc" in t else float("nan")
+    t["test_acc_pp"] = 100 * t["test_acc"]
     layers = [(e.get("init") or {}).get("layers", []) if isinstance(e, dict) else [] for e in t["extra"]]
     t["fit_var_dev"] = [max((abs(v["var"] - 1) for v in ls), default=float("nan")) for ls in layers]
     t["lsuv_iters"] = [max((v["iters"] for v in ls), default=float("nan")) for ls in layers]

@@ -206,7 +206,7 @@ def measure(df, curves, ctx):
     t = kit.curve_value(df, early, "eval", "train_loss_running", "early_loss", agg="mean", after=("step", 0))
     ratio = noise_ratio(alignment(curves))
     t = t.merge(ratio.reset_index(), on=["arm", "seed"], how="left") if len(ratio) else t.assign(noise_ratio=np.nan)
-    t["test_err_pp"] = 100 * t["test_err"] if "test_err" in t else float("nan")
+    t["test_err_pp"] = 100 * t["test_err"]
     return t
 
 

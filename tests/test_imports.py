@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 import oplab
+from oplab import imports
+from oplab.imports import _import_nodes, find_cycle, import_graph, imported_modules, module_files
 
 OPLAB_DIR = Path(oplab.__file__).resolve().parent
 REPO = OPLAB_DIR.parent
@@ -27,7 +29,7 @@ def _run(code: str) -> subprocess.CompletedProcess:
 
 def test_the_module_list_is_complete():
     assert {"oplab.data", "oplab.dataset", "oplab.models", "oplab.tasks", "oplab.train"} <= set(MODULES)
-    assert set(MODULES) == set(_module_files())
+    assert set(MODULES) == set(module_files())
 
 
 @pytest.mark.parametrize("module", MODULES)
@@ -46,100 +48,6 @@ def test_any_import_registers_every_dataset(module):
 
 
 # --- the static graph of module-level imports
-
-
-def _module_files() -> dict[str, Path]:
-    """Module name -> file for every oplab/*.py (the package itself is `oplab`)."""
-    return {("oplab" if p.stem == "__init__" else f"oplab.{p.stem}"): p for p in sorted(OPLAB_DIR.glob("*.py"))}
-
-
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
-
-
-def _import_nodes(tree: ast.AST, module_level: bool) -> list[ast.Import | ast.ImportFrom]:
-    """Import statements; module_level: those run when the module is imported (not inside a
-    function or lambda, nor under `if TYPE_CHECKING:`; class bodies do run)."""
-    found: list[ast.Import | ast.ImportFrom] = []
-
-    def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            found.append(node)
-            return
-        if module_level and isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-            return
-        if module_level and isinstance(node, ast.If) and _is_type_checking(node.test):
-            for child in node.orelse:
-                visit(child)
-            return
-        for child in ast.iter_child_nodes(node):
-            visit(child)
-
-    visit(tree)
-    return found
-
-
-def imported_modules(source: str, name: str, local: set[str], module_level: bool = True) -> set[str]:
-    """The local modules (names in `local`) that module `name` imports. `from pkg import x` counts
-    as an import of pkg.x when that is a local module, else of pkg. Imports of the package
-    `oplab` itself (its __init__) are left out."""
-    package = name if name == "oplab" else name.rpartition(".")[0]
-    out: set[str] = set()
-
-    def add(target: str) -> None:  # target and its parent packages, as far as they are local
-        parts = target.split(".")
-        for i in range(1, len(parts) + 1):
-            prefix = ".".join(parts[:i])
-            if prefix in local and prefix != "oplab":
-                out.add(prefix)
-
-    for node in _import_nodes(ast.parse(source), module_level):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                add(alias.name)
-            continue
-        if node.level:  # relative: from . import x, from .x import y
-            base = package.split(".")
-            base = base[: len(base) - (node.level - 1)]
-            full = ".".join(base + ([node.module] if node.module else []))
-        else:
-            full = node.module or ""
-        add(full)
-        for alias in node.names:
-            if f"{full}.{alias.name}" in local:
-                add(f"{full}.{alias.name}")
-    return out
-
-
-def import_graph(module_level: bool = True) -> dict[str, set[str]]:
-    files = _module_files()
-    local = set(files)
-    return {name: imported_modules(path.read_text(), name, local, module_level) - {name}
-            for name, path in files.items()}
-
-
-def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
-    """One cycle of the directed graph as [a, b, ..., a], or None when it has none."""
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-    path: list[str] = []
-
-    def dfs(node: str) -> list[str] | None:
-        state[node] = 1
-        path.append(node)
-        for nxt in sorted(graph.get(node, ())):
-            if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
-            if nxt not in state and (cycle := dfs(nxt)):
-                return cycle
-        path.pop()
-        state[node] = 2
-        return None
-
-    for node in sorted(graph):
-        if node not in state and (cycle := dfs(node)):
-            return cycle
-    return None
 
 
 def test_find_cycle_on_hand_made_graphs():
@@ -181,11 +89,41 @@ def test_the_import_graph_reads_the_real_modules():
     assert "oplab.models" in graph["oplab.train"] and "oplab.registry" in graph["oplab.models"]
 
 
-def test_no_import_cycle_among_oplab_modules():
-    cycle = find_cycle(import_graph())
-    if cycle:
-        print("import cycle:", " -> ".join(cycle))
+@pytest.mark.parametrize("module_level", [True, False], ids=["module-level", "function-level too"])
+def test_no_import_cycle_among_oplab_modules(module_level):
+    cycle = find_cycle(import_graph(module_level))
     assert cycle is None, f"import cycle among oplab modules: {' -> '.join(cycle)}"
+
+
+def test_no_lower_layer_imports_a_higher_one():
+    """The layering the README states (oplab.imports.LAYERS): foundations, components, the trial,
+    planning and execution, judging and reporting, the run; every module is in one layer."""
+    assert imports.layer_violations() == []
+    listed = [m for names in imports.LAYERS.values() for m in names]
+    assert len(listed) == len(set(listed)), "a module is in two layers"
+
+
+def test_layer_violations_are_found(monkeypatch):
+    monkeypatch.setitem(imports.LAYERS, "foundations", tuple(n for n in imports.LAYERS["foundations"]
+                                                             if n != "config"))
+    monkeypatch.setitem(imports.LAYERS, "the run", (*imports.LAYERS["the run"], "config"))
+    found = imports.layer_violations()
+    assert any("imports oplab.config" in p for p in found), found
+
+
+def test_execution_loads_neither_pandas_nor_the_verdict_code():
+    proc = _run("import sys, oplab.runner, oplab.pools, oplab.job\n"
+                "bad = [m for m in ('pandas', 'oplab.kit', 'oplab.report', 'oplab.stats') if m in sys.modules]\n"
+                "assert not bad, bad")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_the_trial_code_is_the_training_entry_points_imports():
+    trial = imports.trial_modules()
+    assert {"oplab.train", "oplab.datatask", "oplab.streamtask", "oplab.models", "oplab.optim",
+            "oplab.data", "oplab.init", "oplab.seeds"} <= trial
+    assert not {"oplab.runner", "oplab.pools", "oplab.pipeline", "oplab.cli", "oplab.report", "oplab.kit",
+                "oplab.stats", "oplab.plan", "oplab.estimate"} & trial
 
 
 def test_layering_of_datasets_and_models():
@@ -224,5 +162,5 @@ def test_imports_studies_finds_them():
 
 
 def test_oplab_does_not_import_studies():
-    bad = {name: found for name, path in _module_files().items() if (found := _imports_studies(path.read_text()))}
+    bad = {name: found for name, path in module_files().items() if (found := _imports_studies(path.read_text()))}
     assert not bad, f"oplab modules import studies: {bad}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -110,3 +111,38 @@ def test_code_changed_asks_git(monkeypatch):
         pytest.skip("not a git checkout")
     assert not staleness.code_changed(head, head)
     assert staleness.code_changed("0000000", head)  # a commit this checkout lacks: cannot vouch for it
+
+
+def _git(root, *args) -> str:
+    import subprocess
+
+    out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True,
+                         env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                              "GIT_COMMITTER_EMAIL": "t@t", "PATH": __import__("os").environ["PATH"]})
+    return out.stdout.strip()
+
+
+def test_editing_execution_code_keeps_records_current_and_editing_trial_code_does_not(monkeypatch, tmp_path):
+    """The trial code is found from the training entry point's imports (oplab.imports), not listed: in a
+    checkout of this tree, a commit that edits the Dask/local pools (execution only) or the report leaves
+    the records' code current; one that edits the training loop or a model marks it changed."""
+    import shutil
+
+    monkeypatch.undo()  # the real code_changed
+    if shutil.which("git") is None:
+        pytest.skip("no git")
+    src = Path(staleness.__file__).resolve().parent
+    shutil.copytree(src, tmp_path / "oplab", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "studies").mkdir()
+    (tmp_path / "studies" / "x.py").write_text("NAME = 'x'\n")
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", "-A")
+    _git(tmp_path, "commit", "-qm", "base")
+    commits = [_git(tmp_path, "rev-parse", "HEAD")]
+    for name in ("pools.py", "report.py", "pipeline.py", "train.py", "models.py", "../studies/x.py"):
+        with open(tmp_path / "oplab" / name, "a") as f:
+            f.write("\n# an edit\n")
+        _git(tmp_path, "commit", "-qam", f"edit {name}")
+        commits.append(_git(tmp_path, "rev-parse", "HEAD"))
+    changed = [staleness.code_changed(a, b, root=tmp_path) for a, b in zip(commits, commits[1:])]
+    assert changed == [False, False, False, True, True, True]
