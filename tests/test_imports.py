@@ -32,10 +32,16 @@ def test_the_module_list_is_complete():
     assert set(MODULES) == set(module_files())
 
 
-@pytest.mark.parametrize("module", MODULES)
-def test_module_imports_on_its_own(module):
-    proc = _run(f"import {module}")
-    assert proc.returncode == 0, f"`import {module}` failed in a fresh interpreter:\n{proc.stderr}"
+def test_every_module_imports_on_its_own():
+    """Each module in a fresh interpreter of its own (as many at once as there are cores)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        procs = dict(zip(MODULES, pool.map(lambda m: _run(f"import {m}"), MODULES)))
+    failed = {m: p.stderr for m, p in procs.items() if p.returncode != 0}
+    assert not failed, "failed in a fresh interpreter: " + "; ".join(f"`import {m}`: {e[-300:]}"
+                                                                     for m, e in failed.items())
 
 
 @pytest.mark.parametrize("module", ["oplab.dataset", "oplab.data", "oplab.models", "oplab.registry"])
