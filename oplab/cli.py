@@ -332,6 +332,13 @@ def _main(all_studies: list[ModuleType], argv: list[str] | None, prog: str) -> i
             except BrokenPipeError:  # e.g. piped into `head`
                 sys.stderr.close()
             return 0
+        same = [s for s in selected if not planning.has_budget(s, args.budget)]
+        if same:  # long = quick for a study whose claim does not need scale: its quick report stands
+            print(f"{parser.prog}: {', '.join(s.NAME for s in same)}: {args.budget} = quick (no {args.budget} "
+                  f"setup: the claim does not need scale); the quick report is in {COMMITTED}/", file=sys.stderr)
+            selected = [s for s in selected if s not in same]
+            if not selected:
+                return 0
         for s in selected:
             try:
                 planning.check_arms(s, args.budget)

@@ -126,6 +126,12 @@ class StudyPlan:
         return getattr(self.study, "TUNE", None)
 
 
+def has_budget(study: ModuleType, budget: str) -> bool:
+    """Whether a study declares settings for `budget`: every study has smoke, quick and full; a study
+    without a "long" entry in SETUP declares long = quick (its claim does not need scale)."""
+    return budget != "long" or "long" in getattr(study, "SETUP", {})
+
+
 def default_seeds(study: ModuleType, budget: str) -> list[int]:
     return list(range(study.SEEDS[budget]))
 

@@ -37,3 +37,12 @@ def test_the_tuned_arms_are_chosen_by_the_one_rule():
             (("b",), 0.1, 1.0), (("b",), 0.01, float("inf")), (("b",), 0.01, 0.0)]
     assert planning.best_levels(rows) == {("a",): 0.01, ("b",): 0.1}
     assert planning.fit("diverged", 0.5) == float("inf") and planning.fit("ok", None) == float("inf")
+
+
+def test_long_is_quick_for_a_study_without_a_long_setup(tmp_path, capsys):
+    from oplab import cli
+
+    assert not planning.has_budget(tinystudy, "long") and planning.has_budget(tinystudy, "quick")
+    code = cli.main([tinystudy], ["--budget", "long", "--results", str(tmp_path / "long"), "--no-progress"])
+    assert code == 0 and "tiny: long = quick" in capsys.readouterr().err
+    assert not (tmp_path / "long" / "tiny").exists()  # nothing trained or written for it
