@@ -78,19 +78,41 @@ def caption(fig, text: str) -> None:
     fig.text(0.5, -0.02, text, ha="center", va="top", fontsize="small", color="0.3", wrap=True)
 
 
-def layout_problems(fig, min_share: float = 0.15, legend_share: float = 0.02) -> list[str]:
-    """What a reader would trip over in a drawn figure: two pieces of text that overlap (tick labels,
-    axis labels, titles, legend entries, captions; by more than `min_share` of the smaller one's area),
-    and a legend that covers more than `legend_share` of an axes' plotted points. Empty when clean."""
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
-    texts, seen = [], set()
+def drawn_texts(fig) -> list:
+    """The Text artists a draw of `fig` actually renders, in drawing order: visible, non-empty, at a finite
+    position, with a drawn parent (a tick label only when its tick lies inside the view limits; nothing of
+    an invisible legend or an axis turned off). Tick labels that matplotlib keeps but does not draw (ticks
+    beyond the view, the unused ones of its pool) are left out, as are texts inside a hidden artist."""
     from matplotlib.text import Text
 
-    for t in fig.findobj(lambda a: isinstance(a, Text)):
-        if id(t) in seen or not t.get_visible() or not str(t.get_text()).strip():
-            continue
-        seen.add(id(t))
+    drawn: dict[int, Text] = {}
+    draw = Text.draw
+
+    def spy(self, renderer):  # Text.draw returns early for what it does not render; record what passes
+        if self.get_visible() and str(self.get_text()).strip():
+            x, y = self.get_transform().transform(self.get_unitless_position())
+            if np.isfinite(x) and np.isfinite(y):
+                drawn.setdefault(id(self), self)
+        return draw(self, renderer)
+
+    Text.draw = spy  # only for this one draw; Annotation.draw calls Text.draw, so it is seen too
+    try:
+        fig.canvas.draw()
+    finally:
+        Text.draw = draw
+    return list(drawn.values())
+
+
+def layout_problems(fig, min_share: float = 0.15, legend_share: float = 0.02) -> list[str]:
+    """What a reader would trip over in a drawn figure: two pieces of drawn text that overlap (tick labels,
+    axis labels, titles, legend entries, captions; by more than `min_share` of the smaller one's area),
+    and a legend that covers more than `legend_share` of an axes' drawn points (inside its view). Only what
+    the figure renders counts (drawn_texts): tick labels outside the view limits are never drawn. Empty when
+    clean."""
+    texts = []
+    shown = drawn_texts(fig)
+    renderer = fig.canvas.get_renderer()
+    for t in shown:
         try:
             box = t.get_window_extent(renderer)
         except (RuntimeError, ValueError):
@@ -106,16 +128,20 @@ def layout_problems(fig, min_share: float = 0.15, legend_share: float = 0.02) ->
                 problems.append(f"text {ta[:30]!r} overlaps {tb[:30]!r}")
     for ax in fig.axes:
         legend = ax.get_legend()
-        if legend is None or not legend.get_visible():
+        if legend is None or not legend.get_visible() or not ax.get_visible():
             continue
         box = legend.get_window_extent(renderer)
-        pts = [line.get_transform().transform(line.get_xydata()) for line in ax.get_lines() if len(line.get_xydata())]
+        pts = [line.get_transform().transform(line.get_xydata()) for line in ax.get_lines()
+               if line.get_visible() and len(line.get_xydata())]
         pts += [c.get_offset_transform().transform(c.get_offsets()) for c in ax.collections
-                if len(c.get_offsets())]
+                if c.get_visible() and len(c.get_offsets())]
+        pts = [p for p in pts if p.ndim == 2 and p.shape[1] == 2]
         if not pts:
             continue
-        xy = np.concatenate([p for p in pts if p.ndim == 2 and p.shape[1] == 2])
-        xy = xy[np.all(np.isfinite(xy), axis=1)]
+        xy = np.concatenate(pts)
+        view = ax.bbox  # points drawn outside the axes' view are clipped: not data a legend can hide
+        xy = xy[np.all(np.isfinite(xy), axis=1) & (xy[:, 0] >= view.x0) & (xy[:, 0] <= view.x1)
+                & (xy[:, 1] >= view.y0) & (xy[:, 1] <= view.y1)]
         inside = (xy[:, 0] >= box.x0) & (xy[:, 0] <= box.x1) & (xy[:, 1] >= box.y0) & (xy[:, 1] <= box.y1)
         if len(xy) and inside.mean() > legend_share:
             problems.append(f"legend of {ax.get_title()[:40]!r} covers {inside.mean():.0%} of its points")
