@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from oplab import stats
+from oplab import plots, stats
 
-WORD_COLORS = {"reproduced": "#1b7837", "not reproduced": "#b2182b", "inconclusive": "#878787"}
+WORD_COLORS = plots.WORD_COLORS  # the words' colours, the same in every figure
 LIMIT = 8.0  # half-widths shown either side of the line
 
 
@@ -66,8 +66,6 @@ def rows(verdicts: list[dict]) -> list[dict]:
 def draw(data: list[dict], title: str, label_study: bool = True):
     """The forest plot of `rows(...)`: a figure, one line a part, top to bottom."""
     import matplotlib.pyplot as plt
-
-    from oplab import plots
 
     plots.theme()
     n = max(1, len(data))
