@@ -705,10 +705,14 @@ def read_verdicts(results_dir: Path) -> tuple[list[dict], list[tuple[str, str]]]
 def paired_folder(results_dir: Path, budget: str) -> Path | None:
     """Where the other budget's report lies beside a report at `budget`: a quick report's long report in
     <folder>/long (the command line's default folders: results/ and results/long/), a long report's quick
-    report in the folder above it; None for the other budgets."""
-    if budget not in PAIRED:
-        return None
-    return Path(results_dir) / "long" if budget == "quick" else Path(results_dir).parent
+    report in the folder above it when it is named long (so a long report elsewhere, --results DIR, is
+    never paired with an unrelated folder's); None for the other budgets."""
+    results_dir = Path(results_dir)
+    if budget == "quick":
+        return results_dir / "long"
+    if budget == "long" and results_dir.resolve().name == "long":
+        return results_dir.parent
+    return None
 
 
 def paired_verdict(results_dir: Path, budget: str, study: str) -> dict | None:
@@ -732,6 +736,8 @@ def other_budget(results_dir: Path, verdicts: list[dict]) -> tuple[str, Path, di
         return None
     (budget,) = budgets
     other, folder = PAIRED[budget], paired_folder(results_dir, budget)
+    if folder is None:
+        return None
     found = {v["study"]: v for v in read_verdicts(folder)[0] if v["budget"] == other} if folder.is_dir() else {}
     return other, folder, found
 

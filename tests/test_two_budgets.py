@@ -116,3 +116,11 @@ def test_a_tiny_study_at_quick_and_long_shows_both_budgets(tmp_path, capsys):
     assert quick_v["forest_other"] == report.parts_key(long_v) and long_v["forest_other"] == report.parts_key(quick_v)
     assert f"[{long_v['word']}](long/tiny/README.md)" in (results / "README.md").read_text()
     assert f"[{quick_v['word']}](../tiny/README.md)" in (results / "long" / "README.md").read_text()
+
+
+def test_a_long_report_outside_a_long_folder_is_not_paired(tmp_path):
+    """--results DIR at the long budget: the folder above it is not taken for its quick report."""
+    plant(tmp_path, verdict("alpha", "quick", 1.0))
+    plant(tmp_path / "elsewhere", verdict("alpha", "long", 1.0))
+    index = report.write_index(tmp_path / "elsewhere").read_text()
+    assert "at quick" not in index and "../alpha/README.md" not in index
