@@ -13,6 +13,7 @@ import functools
 import hashlib
 import io
 import json
+import os
 import re
 from pathlib import Path
 from types import ModuleType
@@ -212,8 +213,8 @@ def write_study(study: ModuleType, plan, recs: dict[str, Record], results_dir: P
     files["table.md"] = ("\n\n".join(f"### {n}\n\n{t}" for n, t in table_md) + "\n").encode()
     import matplotlib.pyplot as plt  # loaded already by the figures' theme; a current page (above) never needs it
 
-    figures = {"forest": forest.draw(forest.rows([{"parts": parts}]), f"{study.NAME}: every part at a glance",
-                                     label_study=False), **figures}
+    other = paired_verdict(results_dir, plan.budget, study.NAME)  # the other budget's report of this study, if any
+    figures = {"forest": page_forest({"study": study.NAME, "budget": plan.budget, "parts": parts}, other), **figures}
     fig_files, fig_problems = [], {}
     for name, fig in figures.items():
         problems = plots.layout_problems(fig)  # overlapping text, a legend over the data
@@ -251,6 +252,8 @@ def write_study(study: ModuleType, plan, recs: dict[str, Record], results_dir: P
         "compute_s": round(sum(r.timings.get("wall_s", 0.0) for r in unique), 1),
         "figures": fig_files,
         "figure_problems": fig_problems,
+        "long_setup": "long" in getattr(study, "SETUP", {}),  # else its long budget is its quick one ("= quick")
+        "forest_other": parts_key(other),  # the other budget's parts its forest shows (write_index redraws on change)
         "version": study.VERSION,
         "records_from": dates[0] if dates else "",
         "records_to": dates[-1] if dates else "",
@@ -502,7 +505,9 @@ def study_section(study: ModuleType, v: dict, table_md: list[tuple[str, str]], l
     if "forest.png" in v["figures"]:
         lines += [f"![every part of this study: its interval against its threshold]({prefix}forest.png)", "",
                   "*Each part's pooled 95% interval (thick) and each block's (thin), as distance from its threshold "
-                  "in half-widths of the pooled interval: right of the line is the claimed side.*", ""]
+                  "in half-widths of the pooled interval: right of the line is the claimed side. Where the study's "
+                  "report at the other budget (quick or long) exists, its intervals are drawn on the same lines, "
+                  "each budget with its own marker.*", ""]
     lines += ["| part | test | tested claim | headline effect [95% CI] | headline | verdict seeds "
               "| replication seeds |",
               "|---|---|---|---|---|---|---|"]
@@ -581,20 +586,18 @@ def _forest_index(results_dir: Path, verdicts: list[dict], key: str) -> str:
     return path.name
 
 
-def write_index(results_dir: Path, budget_note: str = "") -> Path:
+def write_index(results_dir: Path, budget_note: str = "", refresh_pair: bool = True) -> Path:
     """results/README.md, a page read in a minute: what the suite reproduces, the tally, one picture
     of every part, the scorecard (a line a study, linking its page), the protocol once;
-    results/manifest.json: provenance of each study's records."""
+    results/manifest.json: provenance of each study's records. A quick report and its long report
+    (results/ and results/long/) are shown side by side: each scorecard has a column with the other
+    budget's word, the forest plots draw both budgets, and (with `refresh_pair`) the other budget's
+    index and page forests are rebuilt too, so neither shows the other out of date."""
     results_dir = Path(results_dir)
-    verdicts, unreadable = [], []
-    for f in sorted(results_dir.glob("*/verdict.json")):
-        try:
-            v = json.loads(f.read_text())
-            if not isinstance(v, dict) or not {"study", "claim", "word", "seeds", "budget", "parts"} <= set(v):
-                raise ValueError("fields are missing")
-            verdicts.append(v)
-        except (OSError, ValueError) as err:
-            unreadable.append((f.parent.name, f"{type(err).__name__}: {err}"))
+    verdicts, unreadable = read_verdicts(results_dir)
+    pair = other_budget(results_dir, verdicts)
+    if pair is not None:
+        refresh_page_forests(results_dir, verdicts, pair[2])
     budgets = sorted({v["budget"] for v in verdicts})
     lines = ["# oplab results", "",
              f"oplab reproduces the claims of {NOTES} on training deep networks, with verdicts computed from stored "
@@ -602,28 +605,36 @@ def write_index(results_dir: Path, budget_note: str = "") -> Path:
              "figures and the paper's numbers beside ours.", ""]
     if budget_note:
         lines += [budget_note, ""]
+    if pair is not None:
+        lines += [pair_note(results_dir, verdicts, pair), ""]
     if verdicts:
         lines += [_tally_text(tally(verdicts)), ""]
-        key = hashlib.sha256(json.dumps([(v["study"], [(p["part"], p["word"], p["effect"], p["ci"],
-                                                        p.get("halves")) for p in v["parts"]]) for v in verdicts],
-                                        sort_keys=True, default=str).encode()).hexdigest()[:16]
-        lines += [f"![every part of every study]({_forest_index(results_dir, verdicts, key)})", "",
+        drawn = verdicts + (list(pair[2].values()) if pair is not None else [])  # both budgets in one picture
+        key = hashlib.sha256(json.dumps([(v["study"], v["budget"], [(p["part"], p["word"], p["effect"], p["ci"],
+                                                                     p.get("halves")) for p in v["parts"]])
+                                         for v in drawn], sort_keys=True, default=str).encode()).hexdigest()[:16]
+        lines += [f"![every part of every study]({_forest_index(results_dir, drawn, key)})", "",
                   "*Every part, one line: its pooled 95% interval (thick) and each block's alone (thin), as distance "
                   "from its threshold (an equivalence part: from its band's nearer edge) in half-widths of the pooled "
                   "interval. Right of the line is the claimed side: a bar wholly right of it is reproduced, wholly "
-                  "left is not reproduced.*", ""]
+                  "left is not reproduced." + (f" Each part's {pair[0]}-budget report is drawn on its line too, each "
+                                               "budget with its own marker (legend), where it exists."
+                                               if pair is not None else "") + "*", ""]
+    extra = f" at {pair[0]} |" if pair is not None else ""
     lines += ["## Scorecard", "",
-              "| study | claim | headline verdict | parts (reproduced / not / inconclusive) | halves agree | seeds "
-              "(pooled) | compute |",
-              "|---|---|---|---|---|---|---|"]
+              "| study | claim | headline verdict |" + extra + " parts (reproduced / not / inconclusive) | halves "
+              "agree | seeds (pooled) | compute |",
+              "|---|---|---|" + ("---|" if pair is not None else "") + "---|---|---|---|"]
     for v in verdicts:
         words = [p["word"] for p in v["parts"]]
         counts = " / ".join(str(words.count(w)) for w in stats.WORDS)
-        lines.append(f"| [{v['study']}]({v['study']}/README.md) | {cell(v['title'])} | **{v['word']}** | {counts} | "
-                     f"{_replicated(v)} | {len(v.get('pooled_seeds', v['seeds']))} | {v.get('compute_s', 0):.0f} s |")
+        beside = f" {budget_word(v, pair, results_dir)} |" if pair is not None else ""
+        lines.append(f"| [{v['study']}]({v['study']}/README.md) | {cell(v['title'])} | **{v['word']}** |{beside} "
+                     f"{counts} | {_replicated(v)} | {len(v.get('pooled_seeds', v['seeds']))} | "
+                     f"{v.get('compute_s', 0):.0f} s |")
     for name, err in unreadable:
         lines.append(f"| {name} | — | **unreadable verdict.json ({cell(err)}): rebuild with --report-only** "
-                     "| — | — | — | — |")
+                     "| — | — | — | —" + (" | —" if pair is not None else "") + " |")
     lines.append("")
     if verdicts:
         proto = verdicts[0]["protocol"]
@@ -641,18 +652,20 @@ def write_index(results_dir: Path, budget_note: str = "") -> Path:
         lines.append("")
     path = results_dir / "README.md"
     atomic_write(path, "\n".join(lines).encode())
-    _update_project_readme(results_dir, verdicts, unreadable)
+    _update_project_readme(results_dir, verdicts, unreadable, pair)
     manifest = {v["study"]: {k: v.get(k) for k in ("budget", "seeds", "version", "n_trials", "n_diverged",
                                                      "compute_s", "records_from", "records_to", "provenance")}
                 for v in verdicts}
     atomic_write(results_dir / "manifest.json", (json.dumps(manifest, indent=1) + "\n").encode())
+    if refresh_pair and pair is not None and pair[2]:  # the other budget's index shows this one's words
+        write_index(pair[1], refresh_pair=False)
     return path
 
 
 START, END = "<!-- scorecard:start -->", "<!-- scorecard:end -->"
 
 
-def _update_project_readme(results_dir: Path, verdicts: list[dict], unreadable: list = ()) -> None:
+def _update_project_readme(results_dir: Path, verdicts: list[dict], unreadable: list = (), pair=None) -> None:
     """Refresh the scorecard between the markers of the README.md beside results/, if it has them."""
     readme = results_dir.resolve().parent / "README.md"
     if not readme.exists():
@@ -661,15 +674,144 @@ def _update_project_readme(results_dir: Path, verdicts: list[dict], unreadable: 
     if START not in text or END not in text:
         return
     rel = results_dir.name
-    rows = ["| study | claim | headline verdict (parts) | halves | seeds (pooled) | budget |",
-            "|---|---|---|---|---|---|"]
+    extra = f" at {pair[0]} |" if pair is not None else ""
+    rows = ["| study | claim | headline verdict (parts) |" + extra + " halves | seeds (pooled) | budget |",
+            "|---|---|---|" + ("---|" if pair is not None else "") + "---|---|---|"]
     for v in verdicts:
         parts = cell("; ".join(f"{p['part']}: {p.get('shown', p['word'])}" for p in v["parts"]))
         link = f"[{v['study']}]({rel}/{v['study']}/README.md)"
-        rows.append(f"| {link} | {cell(v['claim'])} | **{v['word']}** ({parts}) | {_replicated(v)} | "
+        beside = f" {budget_word(v, pair, readme.parent)} |" if pair is not None else ""
+        rows.append(f"| {link} | {cell(v['claim'])} | **{v['word']}** ({parts}) |{beside} {_replicated(v)} | "
                     f"{len(v.get('pooled_seeds', v['seeds']))} | {v['budget']} |")
     for name, err in unreadable:
-        rows.append(f"| {name} | — | **unreadable verdict.json ({cell(err)})** | — | — | — |")
+        rows.append(f"| {name} | — | **unreadable verdict.json ({cell(err)})** | — | — | —"
+                    + (" | —" if pair is not None else "") + " |")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
     atomic_write(readme, (head + START + "\n" + "\n".join(rows) + "\n" + END + tail).encode())
+
+
+# --- the quick and the long budget side by side -----------------------------------------------------------
+
+PAIRED = {"quick": "long", "long": "quick"}  # a budget -> the budget its report is shown beside
+VERDICT_FIELDS = {"study", "claim", "word", "seeds", "budget", "parts"}
+
+
+def read_verdicts(results_dir: Path) -> tuple[list[dict], list[tuple[str, str]]]:
+    """The study verdicts of a results folder (its <study>/verdict.json, sorted by study) and, apart, the
+    unreadable ones as (study, reason)."""
+    verdicts, unreadable = [], []
+    for f in sorted(Path(results_dir).glob("*/verdict.json")):
+        try:
+            v = json.loads(f.read_text())
+            if not isinstance(v, dict) or not VERDICT_FIELDS <= set(v):
+                raise ValueError("fields are missing")
+            verdicts.append(v)
+        except (OSError, ValueError) as err:
+            unreadable.append((f.parent.name, f"{type(err).__name__}: {err}"))
+    return verdicts, unreadable
+
+
+def paired_folder(results_dir: Path, budget: str) -> Path | None:
+    """Where the other budget's report lies beside a report at `budget`: a quick report's long report in
+    <folder>/long (the command line's default folders: results/ and results/long/), a long report's quick
+    report in the folder above it when it is named long (so a long report elsewhere, --results DIR, is
+    never paired with an unrelated folder's); None for the other budgets."""
+    results_dir = Path(results_dir)
+    if budget == "quick":
+        return results_dir / "long"
+    if budget == "long" and results_dir.resolve().name == "long":
+        return results_dir.parent
+    return None
+
+
+def paired_verdict(results_dir: Path, budget: str, study: str) -> dict | None:
+    """The other budget's verdict of one study (paired_folder), if its report exists and is readable."""
+    folder = paired_folder(results_dir, budget)
+    if folder is None:
+        return None
+    try:
+        v = json.loads((folder / study / "verdict.json").read_text())
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(v, dict) and VERDICT_FIELDS <= set(v) and v["budget"] == PAIRED[budget]
+    return v if ok else None
+
+
+def other_budget(results_dir: Path, verdicts: list[dict]) -> tuple[str, Path, dict[str, dict]] | None:
+    """For a folder holding one quick or one long report: the other budget's name, its folder and its
+    verdicts by study (empty where none is there yet); None for other budgets or a mixed folder."""
+    budgets = {v["budget"] for v in verdicts}
+    if len(budgets) != 1 or next(iter(budgets)) not in PAIRED:
+        return None
+    (budget,) = budgets
+    other, folder = PAIRED[budget], paired_folder(results_dir, budget)
+    if folder is None:
+        return None
+    found = {v["study"]: v for v in read_verdicts(folder)[0] if v["budget"] == other} if folder.is_dir() else {}
+    return other, folder, found
+
+
+def budget_word(v: dict, pair: tuple[str, Path, dict[str, dict]], base: Path) -> str:
+    """The scorecard cell beside study v's word: its word at the other budget, linked to that page (a path
+    from `base`, the folder of the page the cell is in); "= quick" for a study that declares no long setup
+    (no "long" in its SETUP: its long budget is its quick one); "not run" where that report does not exist."""
+    other, folder, found = pair
+    o = found.get(v["study"])
+    if other == "long" and not v.get("long_setup", False):
+        return "= quick"
+    if o is None:
+        return "not run"
+    link = os.path.relpath(folder / v["study"] / "README.md", base).replace(os.sep, "/")
+    return f"[{cell(o['word'])}]({link})"
+
+
+def pair_note(results_dir: Path, verdicts: list[dict], pair: tuple[str, Path, dict[str, dict]]) -> str:
+    """One line under an index's title: where the other budget's report is, and how many studies it has."""
+    other, folder, found = pair
+    link = os.path.relpath(folder / "README.md", results_dir).replace(os.sep, "/")
+    if not found:
+        return (f"The {other} budget's report ({link}) has not been built yet: the scorecard's \"at {other}\" column "
+                "says so for every study.")
+    return (f"Beside each study's word, its word at the {other} budget, linked to that page ({len(found)} of "
+            f"{len(verdicts)} studies have a {other} report; index: [{link}]({link})); the forest plot draws both "
+            "budgets, so an effect's move with scale shows on its line.")
+
+
+def parts_key(v: dict | None) -> str:
+    """A digest of a verdict's parts as a forest plot draws them ('' for none)."""
+    if not v:
+        return ""
+    drawn = [(p["part"], p["word"], p["effect"], p["ci"], p.get("halves"), p.get("test")) for p in v["parts"]]
+    return hashlib.sha256(json.dumps([v.get("budget"), drawn], sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def page_forest(v: dict, other: dict | None):
+    """A study page's forest plot: its own parts and, where the study's report at the other budget exists,
+    that budget's on the same lines."""
+    drawn = [v] + ([other] if other else [])
+    return forest.draw(forest.rows(drawn), f"{v['study']}: every part at a glance", label_study=False)
+
+
+def refresh_page_forests(results_dir: Path, verdicts: list[dict], others: dict[str, dict]) -> list[str]:
+    """Redraw the forest.png of each study page whose other-budget parts changed since it was drawn (its
+    verdict's "forest_other"), and record the new ones in its verdict.json; the page's records, tables
+    and other figures are untouched. Returns the studies redrawn."""
+    import matplotlib.pyplot as plt
+
+    redrawn = []
+    for v in verdicts:
+        other = others.get(v["study"])
+        want = parts_key(other)
+        if v.get("forest_other", "") == want or "forest.png" not in v.get("figures", []):
+            continue
+        out = Path(results_dir) / v["study"]
+        fig = page_forest(v, other)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+        plt.close(fig)
+        atomic_write(out / "forest.png", buf.getvalue())
+        v["forest_other"] = want
+        atomic_write(out / "verdict.json", (json.dumps(v, indent=1, default=_json_default) + "\n").encode())
+        redrawn.append(v["study"])
+    return redrawn

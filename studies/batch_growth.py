@@ -158,7 +158,6 @@ def figures(t, curves, ctx):
     for m in (ctx.setup["epochs"] * EVERY, 2 * ctx.setup["epochs"] * EVERY):
         axes[0].axvline(m, color="0.6", ls=":", lw=1)
         axes[1].axvline(m, color="0.6", ls=":", lw=1)
-    fig.subplots_adjust(wspace=0.3)
     plots.caption(fig, plots.BAND_LABEL + "; dotted: the milestones (lr / 5 or batch x 5); training loss: mean of "
                   "the minibatch losses over each epoch")
     return {"learning_curves": fig}

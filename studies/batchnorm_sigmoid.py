@@ -286,11 +286,23 @@ def _by_checkpoint(curves) -> pd.DataFrame:
 def figures(t, curves, ctx):
     ev = curves["eval"]
     ev = ev[ev["task"] == "mnist"].assign(test_acc_pct=lambda d: 100 * d["test_acc"])
-    fig, (ax,) = plots.figure(1)
+    fig, (ax, axd) = plots.figure(2)
     plots.curves(ax, ev, "step", "test_acc_pct", "norm", "update (minibatches of 60)", "test accuracy (%)",
                  "Sigmoid MLP 3x100 (cf. Ioffe & Szegedy Fig. 1a)", hue_order=ORDER)
-    ax.axvline(WARMUP * ctx.setup["mnist"]["steps"], color="0.5", ls=":", lw=1)
-    plots.caption(fig, plots.BAND_LABEL + "; dotted: end of warm-up; each arm at its chosen learning rate")
+    start = WARMUP * ctx.setup["mnist"]["steps"]
+    ax.axvline(start, color="0.5", ls=":", lw=1)
+    # part (a) on its own scale: BN's minus plain's accuracy, paired by seed, at each checkpoint after warm-up
+    late = ev[ev["step"] > start].pivot_table(index=["seed", "step"], columns="norm", values="test_acc_pct")
+    diff = (late["BN"] - late["plain"]).rename("diff").reset_index().assign(what="per checkpoint")
+    plots.curves(axd, diff, "step", "diff", "what", "update (minibatches of 60)",
+                 "BN's minus plain's test accuracy (pp)", "(a) after warm-up: BN minus plain")
+    plots.judged(axd, verdict(t, ctx)[0], span=(diff["step"].min(), diff["step"].max()), fmt=".2f",
+                 label="(a), their mean")
+    lo, hi = axd.get_ylim()
+    axd.set_ylim(lo, hi + 0.4 * (hi - lo))  # room for the legend above the data
+    axd.legend(fontsize="x-small", loc="upper right")
+    plots.caption(fig, plots.BAND_LABEL + "; dotted: end of warm-up; each arm at its chosen learning rate. Right: "
+                  "part (a)'s window, the difference paired by seed; dashed: its threshold 0")
 
     mon = curves["monitor"]
     mon = mon[mon["task"] == "mnist"]

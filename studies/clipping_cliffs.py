@@ -312,9 +312,11 @@ def tables(t, curves, ctx):
 def figures(t, curves, ctx):
     c, r = ctx.setup["cliff"], kit.select(t, {"task": "rnn"})
     g, p = grid(c), paths(curves)
-    fig, (a1, a2, a3) = plots.figure(3, width=5.6, height=4.4)
+    fig, (a1, a2, a3, a4) = plots.figure(4, width=4.8, height=4.4)
     fig.colorbar(a1.contourf(g["w"], g["b"], g["loss"], levels=20, cmap="viridis"), ax=a1, label="error E")
-    a1.contour(g["w"], g["b"], g["grad_norm"], levels=[10.0], colors="white", linewidths=0.8, linestyles="--")
+    # the wall on top of the paths that run along it (else they hide it)
+    a1.contour(g["w"], g["b"], g["grad_norm"], levels=[10.0], colors="magenta", linewidths=1.4, linestyles="--",
+               zorder=4)
     for (clip, seed), q in ([] if p is None else p.groupby(["clip", "seed"])):
         a1.plot(q["w"], q["b"], "-", color=COLORS[clip], lw=1.4, label=clip if seed == p["seed"].min() else None)
         a1.plot(q["w"].iloc[0], q["b"].iloc[0], "o", color="white", mec="k", ms=5)
@@ -328,20 +330,31 @@ def figures(t, curves, ctx):
         plots.curves(a2, p[p["step"] > 0], "step", "dist", "clip", "update", "distance from the start",
                      "Distance travelled", logy=True, hue_order=CLIPS)
         ev = kit.select(curves["eval"], {"task": "cliff"}).assign(error=lambda d: d["test_loss"].clip(lower=1e-8))
-        plots.curves(a3, ev, "step", "error", "clip", "update", "error E", "Error", logy=True, hue_order=CLIPS)
-    fig.subplots_adjust(wspace=0.4)
+        # the seeds' errors span seven decades: a min-max band would fill the axes; the middle half shows the arms
+        plots.theme().lineplot(data=ev, x="step", y="error", hue="clip", hue_order=CLIPS, errorbar=("pi", 50), ax=a3)
+        a3.set(yscale="log", xlabel="update", ylabel="error E", title="Error (band: middle half of the seeds)")
+        a3.legend(title=None, fontsize="small")
+        a2.get_legend().remove()  # the same arms and colours as the error panel's legend
+    cliff_part = next(p for p in verdict(t, ctx) if p.part.startswith("cliff"))
+    plots.parts(a4, [cliff_part], ["none - norm"], "final error E, unclipped minus clipped", "The cliff part")
     plots.caption(fig, f"Single unit x_t = w sigmoid(x_(t-1)) + b, T = {c['T']}; one start per seed near the wall "
                        f"(white dots); SGD lr {c['lr']:g}, no clipping (none) or norm clipping at {THRESHOLD:g} "
-                       f"(norm). Left: dashed, |grad E| = 10; an unclipped path that meets the wall leaves the "
-                       f"window. {plots.BAND_LABEL}")
+                       f"(norm). Left: magenta dashes, |grad E| = 10 (the wall); an unclipped path that meets the wall "
+                       f"leaves the window. Distance: {plots.BAND_LABEL}. Error: line, mean over seeds; band, "
+                       "25th-75th percentile. Right: the part, paired by seed; above the dashed line (0) is the "
+                       "claimed side")
 
     log = curves.get("log", pd.DataFrame(columns=["task", "regime", "seed", "length", "clip", "step", "grad_norm",
                                                   "batch_loss"]))
     log = kit.select(log, {"task": "rnn"})
     seed = min(r["seed"], default=0)
-    fig2, (b1, b2) = plots.figure(2, width=5.5, height=4.0)
-    plots.curves(b1, kit.select(log, {"regime": TUNED, "seed": seed}), "step", "grad_norm", "clip", "update",
-                 "gradient norm before clipping", f"Own tuned rates, seed {seed}", logy=True, hue_order=CLIPS)
+    fig2, (b1, b2, b3) = plots.figure(3, width=5.0, height=4.0)
+    # one seed's two traces cross and coincide: a dash and a marker each, so neither hides the other
+    plots.theme().lineplot(data=kit.select(log, {"regime": TUNED, "seed": seed}), x="step", y="grad_norm", hue="clip",
+                           style="clip", hue_order=CLIPS, style_order=CLIPS, dashes={"none": "", "norm": (4, 2)},
+                           markers={"none": "o", "norm": "^"}, markevery=10, markersize=4, ax=b1)
+    b1.set(yscale="log", xlabel="update", ylabel="gradient norm before clipping", title=f"Own tuned rates, seed {seed}")
+    b1.legend(title=None, fontsize="small")
     b1.axhline(THRESHOLD, color="k", lw=0.8, ls=":")
     shared = kit.select(log, {"regime": SHARED})
     init = kit.select(curves.get("eval", pd.DataFrame(columns=["task", "arm", "seed", "step", "test_loss"])),
@@ -352,14 +365,20 @@ def figures(t, curves, ctx):
                                / init.reindex(pd.MultiIndex.from_frame(shared[["arm", "seed"]])).to_numpy())
         plots.curves(b2, shared, "step", "ratio", "clip", "update", "minibatch loss / initial loss",
                      f"Shared lr {ctx.setup['rnn']['shared']['lr']:g}, all seeds", logy=True, hue_order=CLIPS)
+        b2.get_legend().remove()  # the left panel's colours; a legend here would sit on the bands
     b2.axhline(EXPLODE, color="k", lw=0.8, ls=":")
     for ax in (b1, b2):
         for line in ax.lines:  # thin: a trace has a point per logged update
             line.set(lw=0.7, alpha=0.8)
+    rnn_parts = [p for p in verdict(t, ctx) if "(RNN" in p.part]
+    plots.parts(b3, rnn_parts, ["explosion", "success"], "difference in share of seeds",
+                "The RNN parts", fmt=".2f")
     plots.caption(fig2, f"tanh RNN, 50 hidden, SGD batch 20, length {', '.join(map(str, sorted(r['length'].unique())))}"
                         f". Left: one seed, each arm at its own tuned rate; dotted: the clipping threshold "
-                        f"{THRESHOLD:g}. Right: both arms at the shared rate; dotted: the explosion threshold "
-                        f"{EXPLODE:g}x. {plots.BAND_LABEL}")
+                        f"{THRESHOLD:g}. Middle: both arms at the shared rate; dotted: the explosion threshold "
+                        f"{EXPLODE:g}x; {plots.BAND_LABEL}. Right: explosion, unclipped's minus clipped's share of "
+                        "seeds with an exploded run (claimed: above 0); success, clipped's minus unclipped's share of "
+                        f"seeds that succeed (claimed: above -{SUCCESS_MARGIN:g}); dashed: each part's threshold")
 
     fig3, (c1, c2) = plots.figure(2, width=6.5)
     r = r.assign(arm_label=r["regime"].str.split().str[0] + " L=" + r["length"].astype(str) + "\n" + r["clip"]

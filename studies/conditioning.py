@@ -221,7 +221,7 @@ def figures(t, curves, ctx):
     plots.curves(a1, log.assign(m="minibatch"), "step", "grad_norm", "m", "update", "gradient norm ||g|| (log)",
                  "Gradient norm", logy=True)
     plots.curves(a2, ev.assign(err=100 * (1 - ev["test_acc"]), m="test split"), "step", "err", "m", "update",
-                 "classification error (%)", "Validation error")
+                 "classification error (%)", "Test error (held-out split)")
     if mon is not None and "taylor_gTg" in mon:
         e = s["eps_lr"]
         long = pd.concat([mon.assign(term="eps g^T g", v=e * mon["taylor_gTg"]),

@@ -324,15 +324,23 @@ def figures(t, curves, ctx):
     ev = curves["eval"]
     ev = ev.assign(char_pct=100 * ev["test_char_acc"], seq_pct=100 * ev["test_seq_acc"])
     out = {}
+    judged = verdict(t, ctx)
     for metric, what in METRICS.items():
-        fig, axes = plots.figure(len(targets), width=5.5)
+        fig, axes = plots.figure(len(targets) + 1, width=5.0)
         for ax, target in zip(axes, targets):
             plots.curves(ax, ev[ev["target"] == target], "step", metric, "strategy", "update",
                          f"{what.split(' (')[0]} (%)", f"{target}-digit addition", hue_order=ORDER)
-            ax.set_ylim(0, 100)
+            ax.set_ylim(bottom=0)  # each target its own range: a hard target's few points stay visible
+            if ax is not axes[0]:
+                ax.get_legend().remove()  # the first panel's legend names the same arms
+        short = metric.split("_")[0]
+        mine = [p for p in judged if p.part.endswith(f", {short}")]
+        plots.parts(axes[-1], mine, [p.part.split(" vs ")[1].split(",")[0] for p in mine],
+                    "combined's minus the other arm's (pp)", f"The parts ({short}): combined vs each", fmt=".1f")
         plots.caption(fig, plots.BAND_LABEL + f"; {what} on the test set at the target difficulty "
-                      f"({ctx.setup['n_test']} examples)")
-        out[f"{metric.split('_')[0]}_accuracy_curves"] = fig
+                      f"({ctx.setup['n_test']} examples). Right: the parts, per seed the mean over targets of "
+                      "combined's minus the other arm's final accuracy; above the dashed line (0) is the claimed side")
+        out[f"{short}_accuracy_curves"] = fig
 
     log = curves["log"]
     log = log[log["strategy"].isin(CURRICULUM_ARMS)]
@@ -354,7 +362,6 @@ def figures(t, curves, ctx):
             short = what.split(" (")[0]
             plots.points(axes[i * len(targets) + j], t[t["target"] == target], "strategy", metric, "",
                          f"final {short} (%)", f"{target} digits: {short.split(' ')[0]}", order=ORDER)
-    fig.tight_layout()
     plots.caption(fig, plots.POINTS_LABEL + "; at the target difficulty, after the last update; per-character: "
                   "teacher forcing; whole-answer: greedy decoding")
     out["final_accuracy"] = fig

@@ -449,9 +449,10 @@ def figures(t, curves, ctx):
 
     fig3, (c1,) = plots.figure(1, width=6.5)
     pts = t[t["net"].isin(["teacher", "student", "shallow"]) & (t["method"] != ON)]
-    pts = pts.assign(who=np.where(pts["net"] == "shallow", "shallow (equal params)", pts["method"]))
+    # two lines for the long name, so that the tick labels keep apart
+    pts = pts.assign(who=np.where(pts["net"] == "shallow", "shallow\n(equal params)", pts["method"]))
     plots.points(c1, pts, "who", "test_err_pp", "", "final test error (%)", "Final test error",
-                 order=["teacher", "scratch", "kd", "hints", "shallow (equal params)"])
+                 order=["teacher", "scratch", "kd", "hints", "shallow\n(equal params)"])
     plots.caption(fig3, plots.POINTS_LABEL)
     return {"fitnets_curves": fig, "net2net_curves": fig2, "final_error": fig3}
 

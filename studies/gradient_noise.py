@@ -288,6 +288,9 @@ def figures(t, curves, ctx):
     plots.points(b1, t[t["method"] == "GD"], "method", "noise_slope", "", "fitted log-log slope",
                  "Noise slope (GD states)")
     b1.axhspan(*SLOPE_BAND, color="0.9", zorder=0)
+    (lo, hi), (ylo, yhi) = SLOPE_BAND, b1.get_ylim()
+    pad = 0.5 * (hi - lo)  # the band's edges inside the axes (not the axes' whole height), the data too
+    b1.set_ylim(min(ylo, lo - pad), max(yhi, hi + pad))
     plots.points(b2, t, "method", "examples_to_target", "", "examples to target (log)", "Examples to target",
                  order=METHODS)
     b2.set_yscale("log")

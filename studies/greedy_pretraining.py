@@ -306,13 +306,17 @@ def figures(t, curves, ctx):
     plots.caption(fig, plots.BAND_LABEL + "; depth 3 (shallow: 1 layer); pre-training updates come before update 0 "
                   "and are not drawn; none and shallow (compute-matched) fine-tune for as many more updates")
 
-    fig2, (b1,) = plots.figure(1, width=6.0)
+    fig2, (b1, b2) = plots.figure(2, width=5.2)
     plots.curves(b1, t[t["method"].isin(["none", "autoencoder"])], "depth", "test_err_pp", "method",
                  "hidden layers", "test error (%)", "Test error vs depth (Erhan et al. Fig. 1, small)",
                  hue_order=["none", "autoencoder"])
     b1.set_xticks(DEPTHS)
+    depth_parts = [p for p in verdict(t, ctx) if p.part.startswith(("(5a)", "(5b)"))]
+    plots.parts(b2, depth_parts, ["(5a)", "(5b)"], "slope (pp of test error / layer)", "What the depth parts judge",
+                fmt=".2f")
     plots.caption(fig2, plots.BAND_LABEL + "; each depth at its chosen lr; none compute-matched at each depth; a "
-                  "diverged trial is not drawn")
+                  "diverged trial is not drawn. Right: per seed, the least-squares slope of test error against depth; "
+                  "(5a) is reproduced below its dashed line, (5b) above its own")
 
     main = t[(t["depth"] == MAIN_DEPTH) | (t["method"] == "shallow")]
     fig3, (c1,) = plots.figure(1, width=6.5)

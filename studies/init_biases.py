@@ -247,7 +247,6 @@ def figures(t, curves, ctx):
                  "training loss (MSE, log scale)", "(3) LSTM forget-gate bias, adding",
                  logy=True, hue_order=order["forget gate"])
     axes[2].axhline(ctx.setup["forget gate"]["target"], color="0.3", ls="--", lw=1)
-    fig.subplots_adjust(wspace=0.35)
     plots.caption(fig, plots.BAND_LABEL + "; (1) dotted: log 10 (uniform prediction), dashed: the label entropy; "
                   "(3) mean minibatch loss over the last 10 updates, dashed: the target loss; each setting at its "
                   "chosen learning rate")

@@ -174,26 +174,38 @@ def tables(t, curves, ctx):
 
 def figures(t, curves, ctx):
     s = ctx.setup
-    fig, (ax,) = plots.figure(1)
+    fig, (ax, axp) = plots.figure(2, width=5.0)
     plots.curves(ax, t, "depth", "updates", "init", "depth (weight layers, log scale)",
                  "updates to the loss criterion (log scale)", f"Updates to a training loss of {s['criterion']:g} nats",
                  logy=True, hue_order=ORDER)
     ax.set_xscale("log", base=2)
     ax.set_xticks(s["depths"], [str(d) for d in s["depths"]])
     ax.axhline(s["steps"] + s["eval_every"], color="0.5", ls=":", lw=1)
+    plots.parts(axp, verdict(t, ctx), ["(a)", "(b)", "(c)"], "exponent k of updates ~ depth^k",
+                "The parts: the slope in depth", fmt=".3f")
     plots.caption(fig, plots.BAND_LABEL + f"; dotted: the censoring value ({s['steps'] + s['eval_every']} updates, "
-                  "a trial that never reached the criterion); each arm at its chosen learning rate")
+                  "a trial that never reached the criterion); each arm at its chosen learning rate. Right: per seed "
+                  "the least-squares slope of log2(updates) on log2(depth): (a) orthogonal's, reproduced inside its "
+                  "grey band; (b) Gaussian's minus orthogonal's and (c) Gaussian's, above their dashed lines (0)")
 
     ev = curves["eval"].dropna(subset=["train_loss_running"]).copy()
     ev["depth "] = "depth " + ev["depth"].astype(str)
     levels = [f"depth {d}" for d in s["depths"]]
     fig2, axes = plots.figure(len(ORDER))
+    top = 10 * float(ev["train_loss_running"].quantile(0.99))  # a rare spike (a depth-16 Gaussian seed) is cut here
     for ax2, init in zip(axes, ORDER):
         plots.curves(ax2, ev[ev["init"] == init], "step", "train_loss_running", "depth ", "update",
                      "training loss (nats, log scale)", init, logy=True, hue_order=levels)
         ax2.axhline(s["criterion"], color="0.3", ls="--", lw=1)
+        ax2.set_ylim(top=top)
+        if ax2 is not axes[-1]:
+            ax2.get_legend().remove()
+    axes[-1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    peak = float(ev["train_loss_running"].max())
     plots.caption(fig2, plots.BAND_LABEL + f"; training loss: mean minibatch loss over the last {s['eval_every']} "
-                  f"updates; dashed: the criterion ({s['criterion']:g} nats); each arm at its chosen learning rate")
+                  f"updates; dashed: the criterion ({s['criterion']:g} nats); each arm at its chosen learning rate"
+                  + (f"; the axes stop at {top:.3g} nats (the highest loss, {peak:.3g} nats, runs off the top)"
+                     if peak > top else ""))
     return {"updates_vs_depth": fig, "training_loss": fig2}
 
 

@@ -376,15 +376,24 @@ def figures(t, curves, ctx):
     rank = _hidden(layer_long(curves, "rank"), sym_depth)
     spread = _hidden(layer_long(curves, "spread"), sym_depth)
     fig1, (a1, a2) = plots.figure(2)
-    for ax, d, ylab, logy in ((a1, rank, "numerical rank of W (torch.linalg.matrix_rank)", False),
-                              (a2, spread, "spread between units (relative; log scale)", True)):
-        d = d[d["part"] == "symmetry"].assign(net=lambda x: x["init"] + ", layer " + x["layer"].astype(str))
+    for ax, d, ylab, title, logy in (
+            (a1, rank, "numerical rank of W (torch.linalg.matrix_rank)", "Rank of each hidden weight matrix", False),
+            (a2, spread, "spread between units (relative; log scale)", "Spread between its units", True)):
+        d = d[d["part"] == "symmetry"].assign(layer=lambda x: "layer " + x["layer"].astype(str))
         if logy:
             d = d.assign(value=d["value"].clip(lower=1e-9))
-        plots.curves(ax, d, "step", "value", "net", "update", ylab, "Hidden weight matrices over training",
-                     logy=logy)
+        # colour: the init; dash and marker: the layer (the layers of one init coincide, and must both show)
+        plots.theme().lineplot(data=d, x="step", y="value", hue="init", style="layer", markers=True, dashes=True,
+                               errorbar=plots.BAND, ax=ax)
+        ax.set(xlabel="update", ylabel=ylab, title=title, yscale="log" if logy else "linear")
+        if ax is a1:
+            ax.legend(fontsize="small", loc="center right")
+        else:
+            ax.get_legend().remove()
     plots.caption(fig1, plots.BAND_LABEL + "; zero init: every hidden layer keeps rank <= 1 (0 before the first "
-                  "update) and a spread at the level of float rounding (drawn clipped at 1e-9)")
+                  "update) and a spread at the level of float rounding (drawn clipped at 1e-9); a one-unit-wide net "
+                  "has rank 1 and no spread (clipped at 1e-9) by construction, so after the first update zero init's "
+                  "rank lies under its line")
 
     # (2) Glorot & Bengio: per-layer std at init and at the end, Figs. 6-7
     depth = s["nets"]["glorot"].depth
@@ -402,15 +411,29 @@ def figures(t, curves, ctx):
             plots.curves(ax, at, "layer", "value", "init", "hidden layer (1 = first)", "std (log scale)",
                          f"{what}, {when}", logy=True, hue_order=["standard", "normalized"])
             ax.set_xticks(range(1, depth + 1))
-    fig2.subplots_adjust(wspace=0.3)
+            if i > 1:
+                ax.get_legend().remove()  # the first panel's legend names the same two inits
     plots.caption(fig2, plots.BAND_LABEL + "; probe batch of training digits, eval mode; gradient of the "
                   "batch-mean cross-entropy with respect to each hidden layer's tanh output")
+
+    # the Glorot & Bengio parts, each on its own scale against its threshold
+    judged = {p.part.split(")")[0] + ")": p for p in verdict(t, ctx)}
+    fig5, (d1, d2, d3) = plots.figure(3, width=4.4)
+    plots.parts(d1, [judged["(2a)"], judged["(2b)"]], ["(2a) activation", "(2b) gradient"],
+                "|ln ratio|: standard - normalized", "Spread across layers at init", legend="below")
+    plots.parts(d2, [judged["(2c)"]], ["(2c) standard - normalized"], "test error difference (pp)",
+                "Test error", fmt=".2f", legend="below")
+    plots.parts(d3, [judged["(2d)"], judged["(2e)"]], ["(2d) activation", "(2e) gradient"],
+                "normalized: std ratio across layers", "Normalized init within a factor 2", logy=True, legend="below")
+    plots.caption(fig5, "Per seed, at init (test error: at the end), paired by seed where two inits are compared. "
+                  "Left: the standard init's |ln(std ratio between the last and first hidden layers)| minus the "
+                  "normalized init's, claimed above ln 2 (dashed); middle: claimed above 0; right: the normalized "
+                  "init's ratio, claimed inside the grey band (1/2, 2)")
 
     # (3) ReLU output scale: homogeneity, the norm bound, accuracy against the gain
     sc = kit.select(t, {"part": "scale"})
     n_layers = s["nets"]["scale"].depth + 1
-    fig3, (b1, b2, b3) = plots.figure(3, width=5.0)
-    fig3.subplots_adjust(wspace=0.35)
+    fig3, (b1, b2, b3, b4) = plots.figure(4, width=4.6)
     if len(sc):
         plots.curves(b1, sc.assign(kind="measured ||f(x)||"), "gain", "out_norm", "kind", "init gain a (log scale)",
                      "mean ||f(x)|| at init (log scale)", f"Output norm vs gain (L = {n_layers})", logy=True)
@@ -441,11 +464,14 @@ def figures(t, curves, ctx):
     if len(sc):
         plots.points(b3, sc, "gain", "test_acc_pp", "init gain a", "final test accuracy (%)",
                      "Test accuracy vs weight scale")
-    plots.caption(fig3, "left: " + plots.BAND_LABEL + "; middle: one point per (trial, layer), biases 0 at init; "
-                  "right: " + plots.POINTS_LABEL + "; each gain at its chosen SGD learning rate")
+    plots.parts(b4, [judged["(3a)"], judged["(3b)"]], ["(3a) vs largest", "(3b) vs smallest"],
+                "best gain's minus other's accuracy (pp)", "The weight-scale parts", fmt=".1f", legend="below")
+    plots.caption(fig3, "left: " + plots.BAND_LABEL + "; middle left: one point per (trial, layer), biases 0 at init; "
+                  "middle right: " + plots.POINTS_LABEL + "; each gain at its chosen SGD learning rate; right: the "
+                  "parts, paired by seed, claimed above 0 (dashed)")
 
     # test accuracy, parts (1) and (2): during training and final
-    fig4, (c0, c1, c2) = plots.figure(3, width=4.6)
+    fig4, (c0, c1, c2, c3) = plots.figure(4, width=4.4)
     ev = curves["eval"].assign(test_acc_pct=lambda d: 100 * d["test_acc"])
     plots.curves(c0, ev[ev["part"] != "scale"], "step", "test_acc_pct", "init", "update", "test accuracy (%)",
                  "During training (parts 1 and 2)", hue_order=INIT_ORDER[:4])
@@ -453,10 +479,13 @@ def figures(t, curves, ctx):
                                     (c2, "glorot", ["standard", "normalized"], "Glorot & Bengio (tanh), final")):
         plots.points(ax, kit.select(t, {"part": part}), "init", "test_acc_pp", "init", "final test accuracy (%)",
                      title, order=levels)
-    fig4.subplots_adjust(wspace=0.3)
-    plots.caption(fig4, "left: " + plots.BAND_LABEL + "; middle, right: " + plots.POINTS_LABEL
-                  + "; each arm at its chosen SGD learning rate")
-    return {"symmetry_rank": fig1, "glorot_layer_stats": fig2, "relu_scale": fig3, "accuracy": fig4}
+    plots.parts(c3, [judged["(1)"]], ["zero - one unit"], "test accuracy difference (pp)",
+                "(1) zero init acts as one unit", fmt=".2f", legend="below")
+    plots.caption(fig4, "left: " + plots.BAND_LABEL + "; middle: " + plots.POINTS_LABEL
+                  + "; each arm at its chosen SGD learning rate; right: part (1), the zero-init net's minus a one-unit-"
+                  "wide net's final accuracy, paired by seed, claimed inside the grey band")
+    return {"symmetry_rank": fig1, "glorot_layer_stats": fig2, "glorot_parts": fig5, "relu_scale": fig3,
+            "accuracy": fig4}
 
 
 if __name__ == "__main__":

@@ -290,16 +290,47 @@ def figures(t, curves, ctx):
     for ax, s in zip(axes, settings):
         plots.curves(ax, ev[ev["setting"] == s], "epoch", "test_acc_pct", "init", "epoch", "test accuracy (%)", s,
                      hue_order=ORDER)
+        ax.get_legend().remove()  # one legend for the row, beside it: inside, it sits on the bands
+    axes[-1].legend(*axes[-1].get_legend_handles_labels(), fontsize="small", loc="upper left",
+                    bbox_to_anchor=(1.02, 1.0))
     plots.caption(fig, plots.BAND_LABEL + "; each arm at its chosen SGD learning rate")
 
     iv = _init_var(curves)
-    fig2, axes2 = plots.figure(len(settings))
+    # part (a) on its own scale: LSUV's variance per layer against the band 1 ± tol, and the judged statistic
+    fig2, axes2 = plots.figure(len(settings) + 1, width=4.2)
     for ax, s in zip(axes2, settings):
+        ax.axhspan(1 - TOL, 1 + TOL, color="0.88", zorder=0)
+        plots.curves(ax, iv[(iv["setting"] == s) & (iv["init"] == "LSUV")], "layer", "var", "init",
+                     "weight layer (1 = first; last = read-out)", "output variance at init", f"LSUV, {s}")
+        ax.axhline(1.0, color="0.5", lw=0.8)
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(min(lo, 1 - 2.5 * TOL), max(hi, 1 + 2.5 * TOL))
+        ax.get_legend().remove()  # one arm: the caption says what the line, the band and the grey band are
+    a = verdict(t, ctx)[0]
+    axa = axes2[-1]
+    plots.judged(axa, a, x=0.0, seeds=True, label="pooled mean", threshold_label=f"threshold tol^2 = {TOL ** 2:g}")
+    axa.set_xlim(-0.6, 0.9)
+    axa.set_xticks([])
+    axa.set_ylabel("(Var - 1)^2 - SE^2 (mean over layers, settings)")
+    axa.set_title("(a) unit variance after LSUV")
+    lo, hi = axa.get_ylim()
+    axa.set_ylim(min(lo, 0.0), max(hi, 1.5 * TOL ** 2))
+    axa.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.04))
+    plots.caption(fig2, "LSUV's output variance of each weight layer before training, on a probe batch apart from "
+                  f"its fitting batch (grey: 1 ± tol = {TOL:g}); {plots.BAND_LABEL}. Right: part (a), per seed the "
+                  "squared deviation from 1 less the probe's sampling variance, averaged over layers and settings; "
+                  "below the dashed line is the claimed side")
+
+    fig4, axes4 = plots.figure(len(settings))
+    for ax, s in zip(axes4, settings):
         ax.axhspan(1 - TOL, 1 + TOL, color="0.85", zorder=0)
         plots.curves(ax, iv[iv["setting"] == s], "layer", "var", "init", "weight layer (1 = first; last = read-out)",
                      "output variance at init (log scale)", s, logy=True, hue_order=ORDER)
-    plots.caption(fig2, "Var of each weight layer's output before training, on a probe batch apart from LSUV's "
-                  f"batch (grey: 1 ± tol = {TOL:g}); {plots.BAND_LABEL}; in BN arms, the output before its BN")
+        if ax is not axes4[-1]:
+            ax.get_legend().remove()
+    axes4[-1].legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
+    plots.caption(fig4, "Every arm: Var of each weight layer's output before training, on a probe batch apart from "
+                  f"LSUV's batch (grey: 1 ± tol = {TOL:g}); {plots.BAND_LABEL}; in BN arms, the output before its BN")
 
     fig3, axes3 = plots.figure(len(settings) + 1, width=4.5)
     for ax, s in zip(axes3, settings):
@@ -308,10 +339,10 @@ def figures(t, curves, ctx):
                  order=ORDER)
     for ax in axes3:
         ax.tick_params(axis="x", rotation=45)
-    fig3.subplots_adjust(bottom=0.3, wspace=0.35)
     plots.caption(fig3, plots.POINTS_LABEL + "; accuracy at each arm's chosen learning rate (a diverged trial has "
                   "none and is not drawn); time per update: each trial's median step time, every verdict trial")
-    return {"test_accuracy_curves": fig, "init_variance": fig2, "accuracy_and_cost": fig3}
+    return {"test_accuracy_curves": fig, "init_variance": fig2, "init_variance_all_arms": fig4,
+            "accuracy_and_cost": fig3}
 
 
 if __name__ == "__main__":

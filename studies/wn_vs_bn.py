@@ -274,25 +274,39 @@ def figures(t, curves, ctx):
     main, nets, e = ctx.setup["main"], list(ctx.setup["nets"]), ctx.setup["early_epochs"]
     ev = curves["eval"]
     ev = ev[ev["step"] > 0].assign(test_err_pct=lambda d: 100 * (1 - d["test_acc"]))
-    fig, axes = plots.figure(len(nets) + 1)
+    fig, axes = plots.figure(len(nets) + 2, width=4.6)
     for ax, net in zip(axes, nets):
         plots.curves(ax, ev[ev["net"] == net], "epoch", "train_loss_running", "norm", "epoch",
                      "training loss (nats, mean over the epoch)", f"Training loss ({net})", logy=True,
                      hue_order=ORDER)
         ax.axvline(e, color="0.3", linestyle=":", linewidth=1)
+        if ax is not axes[0]:
+            ax.get_legend().remove()  # the same arms and colours as the first panel's legend
+    early = [p for p in verdict(t, ctx) if p.part.startswith("early training")]
+    plots.parts(axes[len(nets)], early, nets, "plain's minus WN's mean training loss (nats)",
+                f"Early training: first {e} epoch(s)", fmt=".3f")
     plots.curves(axes[-1], ev[ev["net"] == main], "epoch", "test_err_pct", "norm", "epoch", "test error (%)",
                  f"Test error ({main})", hue_order=ORDER)
+    axes[-1].get_legend().remove()
     axes[-1].set_ylim(bottom=0)
-    plots.caption(fig, plots.BAND_LABEL + f"; each arm at its chosen Adam learning rate; part (a) averages the "
-                  f"training loss up to epoch {e} (dotted)")
+    plots.caption(fig, plots.BAND_LABEL + f"; each arm at its chosen Adam learning rate. The early-training parts "
+                  f"average the training loss up to epoch {e} (dotted), plain's minus WN's, paired by seed: above the "
+                  "dashed line (0) is the claimed side")
 
-    fig2, axes = plots.figure(1 + len(nets), width=4.5)
+    fig2, axes = plots.figure(3 + len(nets), width=4.0)
     plots.points(axes[0], t[t["net"] == main], "norm", "test_err_pp", "", "final test error (%)",
                  f"Final test error ({main})", order=ORDER)
     for ax, net in zip(axes[1:], nets):
         plots.points(ax, t[t["net"] == net], "norm", "time_per_step_ms", "", "time per update (ms)",
                      f"Cost per update ({net})", order=ORDER)
-    plots.caption(fig2, plots.POINTS_LABEL + "; cost: each trial's median step time, training step only")
+    judged = {p.part: p for p in verdict(t, ctx)}
+    plots.parts(axes[-2], [judged["WN+MOBN vs BN"]], ["WN+MOBN - BN"], "final test error difference (pp)",
+                f"WN+MOBN vs BN ({main})", fmt=".2f", legend="below")
+    plots.parts(axes[-1], [judged[f"cost per step ({ctx.setup['timing']})"]], ["BN / WN"], "time per update ratio",
+                f"Cost per step ({ctx.setup['timing']})", legend="below")
+    plots.caption(fig2, plots.POINTS_LABEL + "; cost: each trial's median step time, training step only. Right: the "
+                  "two parts, paired by seed, against their thresholds (dashed): WN+MOBN's error at most "
+                  f"{MARGIN_PP:g} pp above BN's (below the line), BN's step dearer than WN's (above 1)")
     out = {"training_curves": fig, "test_error_and_cost": fig2}
 
     al = alignment(curves).merge(t[["arm", "seed"]], on=["arm", "seed"])
@@ -300,13 +314,24 @@ def figures(t, curves, ctx):
         steps_per_epoch = ev["step"].max() / ev["epoch"].max()
         al = al.assign(ratio=al["own"] / al["other"], epoch=al["step"] / steps_per_epoch,
                        layer=al["layer"].astype(str) + np.where(al["read_out"].astype(bool), " (read-out)", ""))
-        fig3, (c1,) = plots.figure(1, width=6.5)
-        plots.curves(c1, al, "epoch", "ratio", "layer", "epoch", "|cos(noise_j, w_j)| / other units' |cos|",
-                     f"Gradient noise parallel to each unit's own weights ({main}, plain)", logy=True)
-        c1.axhline(1.0, color="0.3", linestyle=":", linewidth=1)
-        plots.caption(fig3, "noise: gradient on a fifth of the probe batch minus the batch's, per unit; 1 (dotted): "
-                      "no more aligned with the unit's own weights than with the other units' of its layer; "
-                      + plots.BAND_LABEL)
+        fig3, (c1, c2) = plots.figure(2, width=5.0)
+        # one marker and dash a layer, so that layers whose curves coincide stay distinguishable
+        plots.theme().lineplot(data=al, x="epoch", y="ratio", hue="layer", style="layer", markers=True,
+                               errorbar=plots.BAND, ax=c1)
+        c1.set_yscale("log")
+        c1.set(xlabel="epoch", ylabel="|cos(noise_j, w_j)| / other units' |cos|",
+               title=f"Noise parallel to own weights ({main}, plain)")
+        c1.axhline(1.0, color="0.3", linestyle="--", linewidth=1)
+        c1.legend(title="layer", fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        part = next(p for p in verdict(t, ctx) if p.part == "noise parallel to w")
+        plots.judged(c2, part, x=0.0, seeds=True, label="hidden layers", fmt=".3f")
+        c2.set(xlim=(-0.6, 0.9), xticks=[], ylabel="own / other units' |cos|, geo. mean over layers, steps",
+               title="noise parallel to w (judged)")
+        c2.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.04), frameon=False)
+        plots.caption(fig3, "noise: gradient on a fifth of the probe batch minus the batch's, per unit; 1 (dashed): "
+                      "no more aligned with the unit's own weights than with the other units' of its layer, above it "
+                      f"the claimed side; left: {plots.BAND_LABEL}; right: the part, over the hidden layers only (the "
+                      "read-out is not judged)")
         out["noise_alignment"] = fig3
     return out
 

@@ -30,3 +30,15 @@ def test_a_diverged_trial_counts_at_the_threshold():
                           __import__("tests.synthetic", fromlist=["context"]).context(study, range(6)))
     assert parts[0].n == 6 and parts[0].details["failed"] == 3
     assert [parts[0].details["per_seed"][s] for s in range(3)] == [0.0, 0.0, 0.0]
+
+
+def test_the_risk_of_many_iterates_is_least_squares_risk_to_the_last_bit():
+    """study.risks (w* drawn once for all rows) gives tasks.least_squares_risk of each row exactly, so the
+    faster path changes no number of the page."""
+    import numpy as np
+
+    from oplab import tasks
+
+    rows = np.random.default_rng(0).normal(size=(200, study.LS["dim"] + 1))
+    want = [tasks.least_squares_risk(r[:-1], r[-1], **study.LS) for r in rows]
+    assert study.risks(rows).tolist() == want
