@@ -73,6 +73,8 @@ def run(studies: Sequence[ModuleType], budget: str = "quick", results: str | Pat
     stored_before: set[str] = set()
 
     def train(specs: list[planning.TrialSpec], desc: str) -> dict[str, Record]:
+        if not specs:
+            return {}
         if report_only:
             return _load(specs, results, out.unreadable)
         stored_before.update(sp.key for sp in specs if Store(results, sp.study).path(sp.key).is_file())

@@ -7,16 +7,18 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from oplab import kit, plots, report, runner
+from oplab import kit, plots, report
+from oplab import plan as planning
+from oplab.store import Store
 
 
 def figures(study: ModuleType, results_dir: Path, budget: str = "quick") -> dict:
     """name -> matplotlib Figure of the study's figures (its forest plot left out), from the stored
     records of its default seeds with replication; {} when none are stored."""
-    plan = runner.plan(study, budget, runner.default_seeds(study, budget), replicate=True)
-    store = runner.Store(results_dir, study.NAME)
+    plan = planning.plan(study, budget, planning.default_seeds(study, budget), replicate=True)
+    store = Store(results_dir, study.NAME)
     recs = {sp.key: rec for sp in plan.tuning if (rec := store.load(sp.key)) is not None}
-    runner.finish_plan(plan, report.frame(plan.tuning, recs))
+    planning.finish_plan(plan, recs)
     recs.update({sp.key: rec for sp in plan.trials if (rec := store.load(sp.key)) is not None})
     if not any(sp.key in recs for sp in plan.trials):
         return {}

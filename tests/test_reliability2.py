@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from oplab import cli, records, runner, staleness
+from oplab import cli, pipeline, records, runner, staleness
 from oplab import plan as planning
 from tests import tinystudy
 
@@ -286,7 +286,7 @@ def test_unreadable_records_lists_the_damaged_files_per_study(copy):
     files = trials(copy)
     files[1].write_text(files[1].read_text()[:50])
     plan = planning.plan(tinystudy, "smoke", planning.default_seeds(tinystudy, "smoke"))
-    assert cli.unreadable_records(copy, plan.trials) == {"tiny": [files[1].name]}
+    assert pipeline.unreadable_records(copy, plan.trials) == {"tiny": [files[1].name]}
 
 
 def test_every_record_unreadable_is_still_named(copy, capsys):
