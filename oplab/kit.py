@@ -90,6 +90,9 @@ class Tune:
     within: tuple[str, ...]
     score: str = "train_loss_full"
     seeds: Mapping[str, int] = field(default_factory=lambda: {"smoke": 1, "quick": 2, "long": 2, "full": 2})
+    # True: a group with a single level (nothing to choose) skips the tuning seeds and goes straight to the
+    # verdict seeds; False (the default) trains every arm on the tuning seeds as before
+    grids_only: bool = False
 
     def seed_list(self, budget: str) -> list[int]:
         return list(range(TUNING_SEED0, TUNING_SEED0 + self.seeds[budget]))

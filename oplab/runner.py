@@ -18,6 +18,7 @@ import io
 import multiprocessing
 import os
 import warnings
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -137,9 +138,13 @@ def expand(study: ModuleType, budget: str, seeds: Iterable[int], block: str = "v
     With `chosen` (from kit.choose), only the arms at their group's chosen level of the tuned factor."""
     arms = arms_of(study, budget)
     tune = getattr(study, "TUNE", None)
+    group = {n: tuple(a.factors[w] for w in tune.within) for n, a in arms.items()} if tune is not None else {}
+    sizes = Counter(group.values())
+    single = {n for n, g in group.items() if sizes[g] == 1} if getattr(tune, "grids_only", False) else set()
     if chosen is not None and tune is not None:
-        arms = {n: a for n, a in arms.items()
-                if chosen.get(tuple(a.factors[w] for w in tune.within)) == a.factors[tune.factor]}
+        arms = {n: a for n, a in arms.items() if n in single or chosen.get(group[n]) == a.factors[tune.factor]}
+    elif block == "tuning":  # with Tune.grids_only, a single-level group has nothing to tune
+        arms = {n: a for n, a in arms.items() if n not in single}
     return [TrialSpec(study.NAME, name, seed, budget, study.VERSION, arm.trial,
                       tuple(sorted(arm.factors.items())), block)
             for seed in seeds for name, arm in arms.items()]
