@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import ModuleType
@@ -84,6 +85,9 @@ class Tune:
     within: tuple[str, ...]
     score: str = "train_loss_full"
     seeds: Mapping[str, int] = field(default_factory=lambda: {"smoke": 1, "quick": 2, "long": 2, "full": 2})
+    # True: a group with a single level (nothing to choose) skips the tuning seeds and goes straight to the
+    # verdict seeds; False (the default) trains every arm on the tuning seeds
+    grids_only: bool = False
 
     def seed_list(self, budget: str) -> list[int]:
         return list(range(TUNING_SEED0, TUNING_SEED0 + self.seeds[budget]))
@@ -246,6 +250,15 @@ def chosen_arms(arms: Mapping[str, Arm], tune: Tune | None, chosen: Mapping[tupl
             if chosen.get(tuple(a.factors[w] for w in tune.within)) == a.factors[tune.factor]}
 
 
+def single_level(arms: Mapping[str, Arm], tune: Tune | None) -> set[str]:
+    """With Tune.grids_only, the arms alone in their group (nothing to choose): they skip tuning."""
+    if tune is None or not tune.grids_only:
+        return set()
+    groups = {n: tuple(a.factors[w] for w in tune.within) for n, a in arms.items()}
+    sizes = Counter(groups.values())
+    return {n for n, g in groups.items() if sizes[g] == 1}
+
+
 # --- specs and plans -------------------------------------------------------------------------------
 
 
@@ -254,7 +267,14 @@ def expand(study: ModuleType, budget: str, seeds: Iterable[int], block: str = "v
     """Every (arm, seed) of a study at a budget, as trial specs, seed-major: the arms of one
     seed run next to each other, so that per-seed timing comparisons share machine conditions.
     With `chosen` (from choose), only the arms at their group's chosen level of the tuned factor."""
-    arms = chosen_arms(arms_of(study, budget), getattr(study, "TUNE", None), chosen)
+    arms = arms_of(study, budget)
+    tune = getattr(study, "TUNE", None)
+    single = single_level(arms, tune)
+    if chosen is not None and tune is not None:
+        keep = set(chosen_arms(arms, tune, chosen)) | single
+        arms = {n: a for n, a in arms.items() if n in keep}
+    elif block == "tuning":  # with Tune.grids_only, a single-level group has nothing to tune
+        arms = {n: a for n, a in arms.items() if n not in single}
     return [TrialSpec(study.NAME, name, seed, budget, study.VERSION, arm.trial,
                       tuple(sorted(arm.factors.items())), block)
             for seed in seeds for name, arm in arms.items()]

@@ -7,7 +7,7 @@ a wall of huge gradients. SETUP's T, x_0 and target are the values both the tria
 dataset options) and the figure's deterministic (w, b) grid (oplab.models.single_unit_grid,
 exact gradients in float64) use. Trials: the `single_unit` model (float64) on one dummy example
 whose target is 0.7, so a trial's test loss is its training error E; plain SGD, lr 0.1, 500
-updates, no clipping or norm clipping at 1 (the paper's threshold); the `params` monitor records
+updates (quick: 400), no clipping or norm clipping at 1 (the paper's threshold); the `params` monitor records
 (w, b) after every update. Starts near the wall, a seeded spread: b0 is fixed on the wall of
 w = 5.25 (the b of largest gradient norm across the line) and each seed draws w0 ~ U[4.5, 6.0],
 so the start lies on one side of the wall or the other, up to about 0.47 from it in b (the wall's
@@ -17,7 +17,7 @@ same plateau, E = (1 - 0.7)^2 = 0.09 on every seed, so only the clipped side cou
 From a spread of starts an unclipped run that happens not to meet the wall, or lands well, can
 end as low as the clipped one; the table of starts shows each seed.) The paper gives no lr or
 step count for Fig. 6: lr 0.1 keeps a clipped step (0.1) small against the figure's scale, and
-500 updates let such short steps reach the target.
+500 updates (400 at quick: see Budgets) let such short steps reach the target.
 
 Regime 2 (the paper's Fig. 7 setting, scaled down): a tanh RNN, 50 hidden units, the paper's "smart
 tanh" init (weights N(0, 0.01^2), 15 recurrent inputs a unit, spectral radius 0.95, zero biases; the
@@ -36,10 +36,11 @@ ln 4), so neither explosions nor successes could be seen.
   norm-clipped 0.1, 0.3, 1) were placed from a wider scan on the same tuning seeds (1,500 updates,
   rates 0.01-1 for both arms: the unclipped training loss was lowest at 0.01 and rose at every
   larger rate, the clipped one lowest at 0.3 and far higher at 1), and each arm's choice is shown
-  with its grid in the tuning table; the page says where a choice sits at a grid edge. 1,000
-  updates (version 2: 2,000) keep the study cheap; the clipped runs at 0.3 reached 100% test
-  accuracy within 300 updates on the tuning seeds.
-- (b)'s arms, "shared rate": both arms at lr 1, 300 updates. The paper compares MSGD with MSGD-C
+  with its grid in the tuning table; the page says where a choice sits at a grid edge (at quick's
+  250 updates the unclipped grid is one step up, 0.01, 0.03, 0.1: 0.003-0.03 chose 0.03). The
+  updates are the budget's (Budgets below; version 3: 1,000, version 2: 2,000); the clipped runs
+  at 0.3 reached 100% test accuracy within 200 updates on the tuning seeds.
+- (b)'s arms, "shared rate": both arms at lr 1 (100 updates at quick, 300 at long). The paper compares MSGD with MSGD-C
   at one rate; the claim is that at a rate where unclipped SGD blows up, clipping keeps the run
   bounded. The rate was chosen on tuning seeds 1000-1001: at lr 1 the unclipped runs' largest
   minibatch loss reached 32x and 33x their initial loss (first above 10x at updates 23 and 14),
@@ -69,11 +70,36 @@ demonstration table): the wall (max / median |grad E| on the grid, a function of
 and the largest single step of each run (clipped: at most lr x threshold by construction;
 unclipped: lr |grad E| where the run meets the wall).
 
-Full budget (not run; its grids and the shared rate are not checked on tuning seeds at that
-budget): the paper's lengths 50, 100, 150 and 200, up to 5M updates (the paper's cap; it stops at
-success, we run all), the rate grids centred on the paper's lr 0.01 (0.003, 0.01, 0.03 for both
-arms), the shared rate 1 for 10,000 updates, 50,000 fixed training sequences (the paper draws a
-fresh batch every update), 10,000 test sequences. The cliff is the same at every budget but smoke.
+Budgets (compute is the summed trial time with replication, estimated from version 3's records,
+which were timed on an idle machine; `--estimate` prints it from stored records).
+- quick (version 4, about 57 s; version 3 took 148 s): length 20; the cliff 400 updates, the RNN's
+  tuned-rate arms 250, its shared-rate arms 100; only the tuned grids run on the tuning seeds
+  (TUNE grids_only: the cliff's and the shared rate's arms have one level each, nothing to choose);
+  5 test evaluations a tuned-rate run and 1 a shared-rate run after the one at update 0 (version
+  3: 10; the parts read the first and the last, the explosions the log curve).
+  Each cut stops where version 3's tuning-seed records show the arm settled: the clipped runs at
+  0.3 were at 0% test error by update 200 on tuning seeds 1000-1001, the unclipped shared-rate
+  runs first passed 10x their initial loss at updates 14 and 23, and the cliff's runs were on their
+  last plateau by update 300 there. 300 cliff updates, tried first, stopped one verdict seed's
+  clipped run (seed 104) between two plateaus and moved part (a) from reproduced to inconclusive
+  (+0.080 [-0.034, +0.195]); 400 is past the last move of every version-3 cliff run (update 360).
+- long (about 9.2 CPU-minutes): the RNN at length 30 with 5,000 updates a tuned-rate run (5x
+  version 3's quick), the shared rate's 300 and the cliff's 500: runs long enough for unclipped
+  SGD at its own rate to learn and to meet the cliffs. Chosen on tuning seeds 1000-1001: at length
+  20 and 3,000 updates, unclipped runs at 0.01 and 0.03 reached 0% test error on one seed of two
+  each, after their test error had jumped back up by as much as 43 points on the way; at length
+  50 (2,000 updates) every arm tried (unclipped 0.01, clipped 0.1 and 0.3) stayed at chance, and at
+  40 (3,000 updates) the best, clipped at 0.1, ended at 28% test error, so neither length can show
+  successes within the budget; at 30 the clipped run at 0.1 was at 0% test error from update
+  2,400 of 3,000, the one at 0.3 stayed at chance, as did the unclipped one at 0.01. Grids: as
+  quick's (unclipped 0.003, 0.01, 0.03; norm-clipped 0.1, 0.3, 1). A first long grid for the
+  clipped arm, 0.03, 0.1, 0.3, chose its high edge on the tuning seeds: over 5,000 updates the runs
+  at 0.3 reached 0% test error too, with the lowest training loss.
+- full (not run; its grids and the shared rate are not checked on tuning seeds at that budget):
+  the paper's lengths 50, 100, 150 and 200, up to 5M updates (the paper's cap; it stops at
+  success, we run all), the rate grids centred on the paper's lr 0.01 (0.003, 0.01, 0.03 for both
+  arms), the shared rate 1 for 10,000 updates, 50,000 fixed training sequences (the paper draws a
+  fresh batch every update), 10,000 test sequences. The cliff is the same at long and full.
 
 Full budget: about 180 GPU-hours on one data-centre GPU (248 trials with tuning, 641M updates,
 26 PFLOP; `python -m studies.clipping_cliffs --budget full --replicate --estimate` shows the count
@@ -97,8 +123,8 @@ CLAIM = ("Cliffs in the loss landscape make an unclipped gradient step careen fa
          "and succeed at least as often.")
 SOURCE = ("Pascanu, Mikolov & Bengio 2013, On the difficulty of training recurrent neural networks, "
           "arXiv 1211.5063, Fig. 6 (single-unit cliff) and Fig. 7 / sec. 4.1 (temporal order)")
-VERSION = 3
-SEEDS = {"smoke": 2, "quick": 5, "full": 5}
+VERSION = 4  # 4: quick cut to under 60 s of compute (fewer updates); the long budget
+SEEDS = {"smoke": 2, "quick": 5, "long": 5, "full": 5}
 
 THRESHOLD = 1.0  # clipping threshold: max gradient norm; the paper's 1
 CLIPS = ["none", "norm"]  # every part compares these two arms
@@ -122,30 +148,37 @@ SETUP = {
     "smoke": {"cliff": {**CLIFF, "steps": 30},
               "rnn": {**RNN, "lengths": [10], "steps": 30, "n_train": 200, "n_test": 100,
                       "lrs": {"none": [0.01], "norm": [0.3]}, "shared": {"lr": 1.0, "steps": 20, "log_every": 1}}},
-    "quick": {"cliff": CLIFF, "rnn": RNN},
+    # quick (version 4): under a third of version 3's updates, each cut where the records show the arm
+    # had settled (see the docstring's Budgets)
+    "quick": {"cliff": {**CLIFF, "steps": 400},
+              "rnn": {**RNN, "steps": 250, "evals": 5, "lrs": {"none": [0.01, 0.03, 0.1], "norm": [0.1, 0.3, 1.0]},
+                      "shared": {"lr": 1.0, "steps": 100, "log_every": 1, "evals": 1}}},
+    # long: length 30 and runs 5x longer than version 3's quick, long enough for unclipped runs at their own
+    # rate to learn and to meet the cliffs (rates on tuning seeds 1000-1001: see the docstring's Budgets)
+    "long": {"cliff": CLIFF, "rnn": {**RNN, "lengths": [30], "steps": 5000}},
     "full": {"cliff": CLIFF, "rnn": {**RNN, "lengths": [50, 100, 150, 200], "steps": 5_000_000, "n_train": 50_000,
                                      "n_test": 10_000, "log_every": 100,
                                      "lrs": {"none": [0.003, 0.01, 0.03], "norm": [0.003, 0.01, 0.03]},
                                      "shared": {"lr": 1.0, "steps": 10_000, "log_every": 1}}},
 }
 # each clipping arm of (c) gets its own rate, chosen on tuning seeds by a training metric; the cliff's and
-# (b)'s arms have one rate each (a single level: not tuned)
-TUNE = kit.Tune("lr", within=("task", "regime", "clip", "length"), score="train_loss_full")
+# (b)'s arms have one rate each (a single level: not tuned, so not run on the tuning seeds)
+TUNE = kit.Tune("lr", within=("task", "regime", "clip", "length"), score="train_loss_full", grids_only=True)
 
 PAPER = """
-| Pascanu et al. 2013 (status) | paper | here (quick) |
+| Pascanu et al. 2013 (status) | paper | here (quick; long: see Budgets) |
 |---|---|---|
 | Fig. 6 single unit, T = 50 (verified) | a wall in E(w, b); unclipped steps land far | same; starts across the wall |
-| Fig. 6 lr, steps, clipping threshold | not given | lr 0.1, 500 updates, threshold 1 |
+| Fig. 6 lr, steps, clipping threshold | not given | lr 0.1, 400 updates (long: 500), threshold 1 |
 | Temporal order: tanh RNN, 50 hidden (verified) | SGD lr 0.01, batch 20, threshold 1 | SGD, batch 20, threshold 1 |
 | learning rate | 0.01 for MSGD and MSGD-C | own tuned lr (success); lr 1 for both (explosions) |
-| lengths, updates (verified) | 50-250, up to 5M, 5 runs a point | 20; 1,000 (success), 300 (explosions); 5 seeds |
+| lengths, updates (verified) | 50-250, up to 5M, 5 runs a point | 20; 250 (success), 100 (explosions); 5 + 5 seeds |
 | success criterion (verified) | < 1% error on 10,000 test sequences | < 1% error on 1,000 |
 | success rates vs length, MSGD / MSGD-C / MSGD-CR | Fig. 7, plots only (no numbers) | table below |
 
-The paper's regularizer (MSGD-CR, weight 4) is not reproduced here. Our quick budget is far shorter than
-the paper's (1,000 updates against up to 5M, length 20 against 50-250): compare directions (clipped
-vs unclipped), not success rates.
+The paper's regularizer (MSGD-CR, weight 4) is not reproduced here. Our budgets are far shorter than
+the paper's (quick: 250 updates at length 20, long: 5,000 at length 30, against up to 5M at 50-250):
+compare directions (clipped vs unclipped), not success rates.
 """
 
 
@@ -169,11 +202,14 @@ def arms(budget: str) -> dict[str, kit.Arm]:
     for length in r["lengths"]:
         data = DataConfig("temporal_order", options={"length": length, "n_train": r["n_train"],
                                                      "n_test": r["n_test"], "seed": DATA_SEED})
-        runs = [(TUNED, clip, lr, r["steps"], r["log_every"]) for clip in CLIPS for lr in r["lrs"][clip]]
-        runs += [(SHARED, clip, sh["lr"], sh["steps"], sh["log_every"]) for clip in CLIPS]
-        for regime, clip, lr, steps, log_every in runs:  # the default InitConfig leaves the rnn model's own init
+        # `evals`: test evaluations a run (10 unless said); the parts read only the first (the initial loss) and
+        # the last, the explosions the log curve
+        runs = [(TUNED, clip, lr, r["steps"], r["log_every"], r.get("evals", 10)) for clip in CLIPS
+                for lr in r["lrs"][clip]]
+        runs += [(SHARED, clip, sh["lr"], sh["steps"], sh["log_every"], sh.get("evals", 10)) for clip in CLIPS]
+        for regime, clip, lr, steps, log_every, evals in runs:  # the default InitConfig leaves the rnn's own init
             trial = Trial(data=data, model=rnn, optim=OptimConfig("sgd", lr=lr, clip=clip, clip_threshold=THRESHOLD),
-                          steps=steps, batch_size=r["batch"], eval_every=max(1, steps // 10), log_every=log_every)
+                          steps=steps, batch_size=r["batch"], eval_every=max(1, steps // evals), log_every=log_every)
             out[f"L={length} {clip} {regime} lr={lr:g}"] = kit.Arm(trial, {"task": "rnn", "regime": regime,
                                                                            "clip": clip, "length": length, "lr": lr})
     return out

@@ -44,31 +44,44 @@ target 3 within the quick budget (that version's records), so their 3-digit accu
 mostly how little they had trained there.
 
 Regime. The paper trains a 2-layer LSTM of 400 units on 9-digit addition with SGD (lr 0.5, batch
-100) for days of GPU time. The quick budget has about four CPU-minutes for the whole study,
-replication included: 80 trials (4 strategies x 2 targets x 5 verdict + 5 replication seeds) of
-800 updates of a small LSTM, with their evaluations and data generation (the cost of an update is
-the first table's ms / update, from the records). Quick is therefore
-1 LSTM layer of 64 units (64-d embedding, weights U(-0.08, 0.08) as the authors'), batch 50, Adam
-lr 0.01 per update (constant), gradient norm rescaled to 5, 800 updates, the advance rule checked
-every 50 updates (the authors check about every 100 of many thousands; 50 lets a curriculum move
-within 800: rule (b) needs five checks, so it can raise the level at most every 250 updates here),
-and target difficulties 2 and 3. Test accuracy is evaluated every 200 updates (greedy decoding
-included; the verdict reads only the last). These were set by a short exploration on tuning
-seeds 1000-1004 (not stored; never the verdict seeds): two-digit addition was well under way
-within 800 updates and largely learned by 1,000, three-digit addition was under way but far from learned (whole answers
-almost never right), so longer operands were not tried; the authors' plain SGD at lr 0.5 learned
-far slower at this size (on our per-character mean loss, i.e. about 1/k of the authors' step: see
-Loss scale), and Adam at 0.003 and 0.03 trained no faster than at 0.01. No
-setting is tuned per arm: one learning rate for every strategy, as in the authors' code. Quick
-measures the start of learning, not the paper's end state: which strategy learns faster within
-800 updates, at a target that is learnable there (2) and one that is not yet (3), where a
-curriculum still spends its updates below the target.
+100) for days of GPU time. Every budget but full uses 1 LSTM layer of 64 units (64-d embedding,
+weights U(-0.08, 0.08) as the authors'), batch 50, Adam lr 0.01 per update (constant), gradient
+norm rescaled to 5. These were set by a short exploration on tuning seeds 1000-1004 (not stored;
+never the verdict seeds): two-digit addition was well under way within 800 updates and largely
+learned by 1,000, three-digit addition was under way but far from learned (whole answers almost
+never right); the authors' plain SGD at lr 0.5 learned far slower at this size (on our
+per-character mean loss, i.e. about 1/k of the authors' step: see Loss scale), and Adam at 0.003
+and 0.03 trained no faster than at 0.01. No setting is tuned per arm: one learning rate for every
+strategy, as in the authors' code. Test accuracy is evaluated every `eval_every` updates (greedy
+decoding included; the verdict reads only the last).
+
+Budgets (compute: the summed trial time with replication, estimated from version 3's records,
+which were timed on an idle machine; `--estimate` prints it from stored records).
+- quick (version 4, about 106 s; version 3 took 434 s): target 2 only, 400 updates, the rule
+  checked every 25 updates, test accuracy every 200; 40 trials. Version 3 ran targets 2 and 3 for
+  800 updates with a check every 50; three-digit addition had barely started there (whole answers
+  right 0.1-1 % for every strategy), so quick keeps the learnable target and halves the run. A
+  check every 25 keeps version 3's 16 checks a run (rule (b) needs five, so the level can rise at
+  most every 125 updates): on tuning seeds 1000-1001 at 400 updates, with a check every 50 the
+  curricula reached level 2 at updates 200-400 (combined at 250 and 400) and trained below the
+  target for most of the run; with a check every 25, at 175-275. Quick measures the start of
+  learning: which strategy learns two-digit addition faster within 400 updates.
+- long (about 10.5 CPU-minutes): target 3, 2,200 updates, the check every 50, test accuracy every
+  440; 40 trials. Long enough for the curricula to reach the target and then train there for most
+  of the run: on tuning seed 1000 (2,400 updates) naive and combined reached level 3 by updates 450
+  and 600, and three-digit per-character accuracy went from 33-41 % at update 400 to 40-69 % at
+  2,400 (whole answers 0.2-6 %): the target is being learned, not mastered. At target 4 (2,000
+  updates, seed 1000) every strategy stayed near 50 % per character and 0-0.6 % whole answers; a
+  128-unit LSTM (1.9x the CPU time an update) at 1,200 updates ended near the 64-unit one at 2,400
+  (baseline 59.9 against 59.0 % per character, combined 65.9 against 57.0; one seed), so long keeps
+  the quick's model. Not the paper's end state (9 digits, 99 %): long measures which strategy
+  learns three-digit addition faster once the curricula can reach it.
 
 Loss scale. The authors' MaskedLoss sums the negative log-likelihood of the scored characters over
 the 50-character window and divides by the batch; oplab.streamtask takes the mean over the batch's
 scored characters. The authors' loss is therefore k times ours, k = 50 x the share of a stream's
 characters that are scored (oplab.tasks AdditionTask.scored_share, exact for our format: k is
-about 17-19 from 1 to 9 digits), and so is its gradient. Quick (Adam): Adam's step does not depend
+about 17-19 from 1 to 9 digits), and so is its gradient. Quick and long (Adam): Adam's step does not depend
 on the loss's scale (up to its epsilon), so the scale changes only what the clip at norm 5 cuts; the
 clipping table gives, from the logged gradient norms, the share of updates clipped at 5 (ours) and
 the share that the authors' scale would clip (norm above 5/k). Full (the authors' plain SGD): we
@@ -81,8 +94,8 @@ Metrics, at the target difficulty on its 500-example test set: per-character acc
 forcing (the authors' metric, over the answer's characters and the end symbol) and whole-answer
 accuracy with greedy decoding (every character right, end symbol included), both in percent.
 
-Verdict (each per seed the mean over the target difficulties, then Student t over seeds, paired
-by seed; a diverged trial counts as 0 % accuracy), for both metrics:
+Verdict (each per seed the mean over the budget's target difficulties, one at quick and long, then
+Student t over seeds, paired by seed; a diverged trial counts as 0 % accuracy), for both metrics:
 (1) combined's minus baseline's accuracy > 0;
 (2) combined's minus mix's accuracy > 0;
 (3) combined's minus naive's accuracy > 0.
@@ -121,8 +134,8 @@ CLAIM = ("A stochastic curriculum of training examples, generally ordered from e
          "(baseline), than mixing alone (mix) and than an easy-to-hard curriculum without mixing (naive).")
 SOURCE = ("Zaremba & Sutskever 2014, Learning to Execute, arXiv 1410.4615, sec. 4 and the addition figure; "
           "the authors' code (github.com/wojciechz/learning_to_execute, 2014)")
-VERSION = 3  # 3: the authors' second advance rule (training accuracy stalls); evaluations every 200 updates
-SEEDS = {"smoke": 2, "quick": 5, "full": 5}
+VERSION = 4  # 4: quick cut to one target and 400 updates; the long budget (3: the authors' second rule)
+SEEDS = {"smoke": 2, "quick": 5, "long": 5, "full": 5}
 
 ORDER = ["baseline", "naive", "mix", "combined"]
 CURRICULUM_ARMS = ["naive", "combined"]
@@ -159,7 +172,11 @@ def _authors_sgd(lr=0.5, clip=CLIP):
 
 SETUP = {
     "smoke": _setup((2,), 30, 16, 1, 20, _adam(0.01), 50, 50, 10, 10),
-    "quick": _setup((2, 3), 800, 64, 1, 50, _adam(0.01), 500, 200, 50, 200),
+    # quick (version 4): one target, half the updates (version 3: targets 2 and 3, 800 updates); see Budgets
+    "quick": _setup((2,), 400, 64, 1, 50, _adam(0.01), 500, 200, 25, 200),
+    # long: the quick's model and rule at target 3, long enough that the curricula reach the target and then
+    # train there for most of the run; see Budgets
+    "long": _setup((3,), 2200, 64, 1, 50, _adam(0.01), 500, 200, 50, 440),
     "full": _setup((6, 9), 200_000, 400, 2, 100, _authors_sgd(), 1000, 500, 100, 2000, lr_decay=0.8),
 }
 
@@ -173,8 +190,9 @@ PAPER = """
 | conventional (naive) curriculum learning | "proved ineffective" (abstract) |
 | per-strategy accuracy on addition | in a figure only |
 
-Our quick budget trains a 64-unit LSTM for 800 updates on 2- and 3-digit addition: compare which
-strategy learns faster there, not accuracy levels with the paper's 9-digit end state.
+Our quick budget trains a 64-unit LSTM for 400 updates on 2-digit addition, the long one for 2,200
+on 3-digit addition: compare which strategy learns faster there, not accuracy levels with the
+paper's 9-digit end state.
 """
 
 

@@ -2,25 +2,26 @@
 trained net into a bigger one (Romero et al. 2015; Chen, Goodfellow & Shlens 2016).
 
 Regime. FitNets' claim is about a deep thin student that is hard to train from the labels alone
-(FitNet 4 has 19 layers). At the `quick` budget, scaled down to a laptop CPU: mnist5k (4,000 train
-/ 1,000 test digits), ReLU MLPs with He init, RMSProp (the paper's optimizer) at batch 128, 465
-updates (15 epochs) a trial. Teacher: 3 hidden layers of 200 units (~239K parameters), so it has
-a middle layer to give the hint. Student: 16 hidden layers of 12 units (~12K, 20x fewer; the
-paper's ratio is 12x). The student was chosen on tuning seed 1000 only (one teacher, lr 1e-3 unless
-said), among students that train badly alone: a 6x20 He-init ReLU student (the previous version)
-trains about as well from the labels as with hints, so it cannot show the claim; 12x16 ReLU
-reached 15.2 % test error from scratch, 16x12 ReLU 36.4 % (18.8 % at lr 2e-3, 25.6 % at 4e-3)
-against the teacher's 5.2 %; 8x20 sigmoid (Glorot init) stayed near 70-83 % and 10x16 ReLU or
-tanh with the authors' init scale (std 0.0029, see the departures) stayed at chance (90 %) for
-every method. We keep 16x12 ReLU, the deepest student that still trains at all at this budget.
-"Hard to train alone" is itself a part, (0): the scratch student against a one-hidden-layer net
-of (nearly) equal parameters (1x15 at `quick`, ~11.9K), trained from the labels as well.
+(FitNet 4 has 19 layers). At `quick` and `long`, scaled down to a laptop CPU: mnist5k (4,000 train /
+1,000 test digits), ReLU MLPs with He init, RMSProp (the paper's optimizer) at batch 128, 6 epochs a
+trial at quick and 30 at long (Budgets). Teacher: 3 hidden layers of 100 units (~100K parameters;
+version 2: 200 units, ~239K), so it has a middle layer to give the hint. Student: 16 hidden layers
+of 12 units (~12K, 8x fewer; the paper's ratio is 12x). The student was chosen in version 2 (15
+epochs, the 3x200 teacher) on tuning seed 1000 only (one teacher, lr 1e-3 unless said), among
+students that train badly alone: a 6x20 He-init ReLU student (version 1) trains about as well from
+the labels as with hints, so it cannot show the claim; 12x16 ReLU reached 15.2 % test error from
+scratch, 16x12 ReLU 36.4 % (18.8 % at lr 2e-3, 25.6 % at 4e-3) against the teacher's 5.2 %; 8x20
+sigmoid (Glorot init) stayed near 70-83 % and 10x16 ReLU or tanh with the authors' init scale (std
+0.0029, see the departures) stayed at chance (90 %) for every method. We keep 16x12 ReLU, the
+deepest student that still trains at all at this budget. "Hard to train alone" is itself a part,
+(0): the scratch student against a one-hidden-layer net of (nearly) equal parameters (1x15, ~11.9K),
+trained from the labels as well.
 
 Arms (factors `net`, `method`):
 - teacher: trained once per seed; every student and grown net of that seed loads its stored
   weights (the runner trains it first and never again; each record names its teacher's key);
-- teacher, trained on: the teacher's trial given the grown nets' extra updates too (465 + 155);
-  the learning rate is constant and the seed the same, so its first 465 updates are the teacher's;
+- teacher, trained on: the teacher's trial given the grown nets' extra updates too; the learning
+  rate is constant and the seed the same, so its first updates are the teacher's;
 - student, scratch / shallow, scratch: the student, and the equal-parameter shallow net, on the
   labels alone;
 - student, kd: knowledge distillation, CE(y, P_S) + lambda CE(P_T^3, P_S^3), no tau^2 factor,
@@ -30,26 +31,28 @@ Arms (factors `net`, `method`):
   linear regressor followed by the hint layer's ReLU, loss 1/2 ||hint - r(guided)||^2; stage 2:
   the whole student with kd as above. The two stages together take as many updates as the other
   students (a third of them in stage 1);
-- wider, net2net / random: the teacher with every hidden layer 1.5x as wide (300 units), grown by
+- wider, net2net / random: the teacher with every hidden layer 1.5x as wide (150 units), grown by
   Net2WiderNet (new units copy random existing ones, outgoing weights divided by the copy count;
   symmetry broken as in the Keras example: N(0, (0.05 x std of the new units' outgoing
   weights)^2) added to the new units' outgoing weights), vs the same net from He init;
 - deeper, net2net / random: the teacher with one more hidden layer, inserted last and
   identity-initialized by Net2DeeperNet, vs the same net from He init.
-Net2Net's cost, as Chen et al. compare it: a grown net trains 155 updates (5 epochs) after its
-teacher's 465, and is charged 620 (the teacher's updates counted); the random-init net and the
-teacher trained on each get 620 updates. A student starts from the same random init as the
-scratch student of its seed (the teacher's weights draw nothing from the trial's seed).
+Net2Net's cost, as Chen et al. compare it: a grown net trains 2 epochs (62 updates) at quick and 5
+(155) at long after its teacher's 186 (930), and is charged the sum, 248 (1,085), the teacher's
+updates counted; the random-init net and the teacher trained on each get that sum. A student starts
+from the same random init as the scratch student of its seed (the teacher's weights draw nothing
+from the trial's seed).
 
 Fair learning rates. RMSProp's lr is chosen per (net, method) on tuning seeds by the final
 full-split training loss (never test data nor verdict seeds): students and the shallow net from
 {1e-3, 2e-3, 4e-3} (the exploration above put the scratch student's best test error inside it);
-grown and random-init nets from {2.5e-4, 5e-4, 1e-3} (the previous grid {5e-4, 2e-3} chose its low
-edge for all four). The teacher's rate (1e-3) was set by a short exploration on tuning seed 1000;
-it is not tuned because every student's config names its teacher's config, and the teacher
-trained on keeps it (it continues the same run). A grown or random net's training loss ends near
-0 at every level of its grid, so its choice is nearly immaterial; the page flags a level chosen at
-a grid edge.
+grown and random-init nets from {2.5e-4, 5e-4, 1e-3} at quick and {1.25e-4, 2.5e-4, 5e-4} at long
+(version 1's grid {5e-4, 2e-3} chose its low edge for all four; version 2's 15 epochs chose 2.5e-4,
+the low edge of the quick grid, in three of four). Tuning seeds 1000-1001.
+The teacher's rate (1e-3) was set by a short exploration on tuning seed 1000; it is not tuned
+because every student's config names its teacher's config, and the teacher trained on keeps it (it
+continues the same run). A grown or random net's training loss ends near 0 at every level of its
+grid, so its choice is nearly immaterial; the page flags a level chosen at a grid edge.
 
 Verdict (test error in percentage points of the test digits, paired by seed, Student t; a
 diverged trial counts as 90 %, chance):
@@ -58,20 +61,20 @@ diverged trial counts as 90 %, chance):
 (1) scratch's minus hints' test error > 0 (hints help the thin student);
 (2) scratch's minus kd's test error > 0 (distillation helps);
 (3) kd's minus hints' test error > -0.5 pp (hints at least as good as kd; margin 0.5 pp, 5 of
-    the 1,000 test digits at `quick`);
+    the 1,000 test digits);
 (4a)/(5a) wider/deeper net vs random init: updates (the grown net's counted from the teacher's
-    first) to reach the best test accuracy the random-init net reaches in its 620 updates,
+    first) to reach the best test accuracy the random-init net reaches in its updates,
     random's minus net2net's > 0;
 (4b)/(5b) wider/deeper net vs the teacher trained on: updates to reach the best test accuracy
-    the teacher trained on reaches in its 620, the teacher's minus net2net's > 0.
+    the teacher trained on reaches in its updates, the teacher's minus net2net's > 0.
 A mark is a baseline's best, and no part holds by construction: the random net starts near chance
-and the grown net at its teacher's accuracy, already charged the teacher's 465 updates; where that
-accuracy is at the random net's best (the Net2Net table counts these seeds: at `quick` the random
-net's best is close to what the teacher reaches, because mnist5k saturates within the teacher's
-budget) the grown net scores 465, and wins only if the random net needs more. The teacher trained
-on is at the grown net's starting accuracy at 465 as well (its best is at least that; where they
-are equal the part counts against Net2Net). A grown net that never reaches a mark counts as
-620 + 31 updates (the budget plus one evaluation interval).
+and the grown net at its teacher's accuracy, already charged the teacher's updates; where that
+accuracy is at the random net's best (the Net2Net table counts these seeds: in version 2 the random
+net's best was close to what the teacher reaches, because mnist5k saturates within the teacher's
+budget) the grown net scores the teacher's updates, and wins only if the random net needs more. The
+teacher trained on is at the grown net's starting accuracy at the teacher's last update as well (its
+best is at least that; where they are equal the part counts against Net2Net). A grown net that never
+reaches a mark counts as its budget plus one evaluation interval (31 updates).
 Function preservation holds by construction (a unit test checks it to 1e-5); the measured error
 of the transforms on a training batch is shown in the Net2Net table, not judged.
 
@@ -81,6 +84,30 @@ TeacherDecayOverEpoch); we use He init (with a std-matched N(0, 0.0029^2) init e
 exploration above sat at chance within the budget) and the paper's linear 4 -> 1 over the
 updates. The paper's nets are maxout convnets on 60,000 digits; ours are ReLU MLPs. The Net2Net
 transforms follow the Keras example's noise rule (above), not a rule from the paper.
+
+Budgets (compute: the summed trial time with replication, estimated from version 2's records, which
+were timed on an idle machine, and for the new widths from CPU time measured beside the old teacher).
+- quick (version 3, about 97 s; version 2 took 401 s): 6 epochs (186 updates), grown nets 2 more
+  (62), the teacher 3x100 (wider 3x150, deeper 4x100), two tuning seeds. Version 2's time went to the
+  Net2Net arms (3x300 and 4x200 nets with their grids: 190 s), the teacher and the teacher trained
+  on (97 s) and the students (114 s). Little was waste: evaluation is about 5 % of a trial, the
+  student grid's optimum sat inside it (2e-3 for every method), and the teacher trained on, which
+  repeats the teacher's updates, now skips the tuning seeds (TUNE grids_only: it has one level). So
+  the cuts are of scale: half the teacher's width, which shrinks every Net2Net arm, and under half
+  the epochs. Tuning seeds are kept at two: a first cut to one seed (at 7 epochs) chose kd's rate
+  from a training loss that was flat across the grid's top (1.039 at 4e-3, 1.026 at 8e-3), a choice
+  one seed cannot make; an epoch less pays for the second seed. The grids moved where the tuning
+  seeds chose an edge (SETUP). The student stays 16x12, and "hard to train alone" is still
+  measured, as part (0).
+- long (about 9.4 CPU-minutes): the same nets for 30 epochs (930 updates), grown nets 5 more (155),
+  two tuning seeds, and 7 verdict + 7 replication seeds (the thin student's test error has a standard
+  deviation of 6-10 pp over seeds at quick; more seeds narrow the FitNets parts' intervals). Romero et al.
+  train to convergence; here the thin student gets four times the quick's epochs to learn from the
+  labels alone, which it still does badly: on tuning seed 1000 (lr 2e-3) the 16x12 student ended at
+  19.0 % test error from scratch, 17.0 % with kd and 18.3 % with hints, against 7.2 % for the
+  equal-parameter shallow net and 6.4 % for the teacher. Deeper students did no better with a
+  teacher (20x12: 16.6 / 18.3 / 27.8 %; 24x10: 21.0 / 42.5 / 43.6 %, scratch / kd / hints), so long
+  keeps the quick's student.
 
 Full budget: CIFAR-10 (Table 5's regime; 50,000 training images, 20 epochs at batch 128, grown
 nets 10 more) with convnets: a ~7M-parameter teacher (6 conv blocks of 160-640 channels) and an
@@ -117,12 +144,15 @@ CLAIM = ("A deep thin student that is hard to train from the labels alone learns
          "trained on.")
 SOURCE = ("Romero, Ballas, Kahou, Chassang, Gatta & Bengio 2015, FitNets: Hints for Thin Deep Nets, ICLR, "
           "Table 4; Chen, Goodfellow & Shlens 2016, Net2Net: Accelerating Learning via Knowledge Transfer, ICLR")
-VERSION = 2
-SEEDS = {"smoke": 2, "quick": 5, "full": 5}
-TUNE = kit.Tune("lr", within=("net", "method"), score="train_loss_full", seeds={"smoke": 1, "quick": 2, "full": 1})
+VERSION = 3  # 3: quick cut (3x100 teacher, 6 epochs); the long budget
+SEEDS = {"smoke": 2, "quick": 5, "long": 7, "full": 5}  # long: 7 + 7 replication seeds (Budgets)
+TUNE = kit.Tune("lr", within=("net", "method"), score="train_loss_full",
+                seeds={"smoke": 1, "quick": 2, "long": 2, "full": 1}, grids_only=True)
 
 STUDENT_LRS = [1e-3, 2e-3, 4e-3]  # RMSProp learning rates of the students and the shallow net
 GROWN_LRS = [2.5e-4, 5e-4, 1e-3]  # ... of the grown and random-init nets
+DEFAULT_GRIDS = {**{f"student {m}": STUDENT_LRS for m in ("scratch", "kd", "hints")}, "shallow scratch": STUDENT_LRS,
+                 **{f"{n} {m}": GROWN_LRS for n in ("wider", "deeper") for m in ("net2net", "random")}}
 TEACHER_LR = 1e-3
 MARGIN_PP = 0.5  # non-inferiority margin of hints vs kd, percentage points of test error
 CHANCE_PP = 90.0  # a diverged trial's test error
@@ -166,19 +196,31 @@ def _shallow(student: ModelConfig, data: str, depth: int) -> ModelConfig:
 
 
 def _setup(data, epochs, n_train, teacher, student, widen, batch=128, guided=-1, hint=-1, more_epochs=5,
-           shallow_depth=1):
+           shallow_depth=1, grids=None):
     """`teacher`, `student`: ModelConfigs; `widen`: the wider net's width factor (every layer);
-    `more_epochs`: the grown nets' training after the teacher's."""
+    `more_epochs`: the grown nets' training after the teacher's; `grids`: "net method" -> its RMSProp lr grid,
+    where it is not the default (STUDENT_LRS for the students and the shallow net, GROWN_LRS for the others)."""
     per_epoch = n_train // batch
     steps = epochs * per_epoch
     return dict(data=data, steps=steps, more_steps=more_epochs * per_epoch, eval_every=per_epoch, batch=batch,
                 teacher=teacher, student=student, shallow=_shallow(student, data.name, shallow_depth), widen=widen,
-                hint_steps=steps // 3, guided_block=guided, hint_block=hint)
+                hint_steps=steps // 3, guided_block=guided, hint_block=hint,
+                grids={k: list(v) for k, v in {**DEFAULT_GRIDS, **(grids or {})}.items()})
 
 
 SETUP = {"smoke": _setup(DataConfig("mnist5k", n_train=256, n_test=200), 2, 256, _mlp(3, 32), _mlp(6, 8), 2,
                          batch=64, more_epochs=1),
-         "quick": _setup(DataConfig("mnist5k"), 15, 4000, _mlp(3, 200), _mlp(16, 12), 1.5),
+         # quick (version 3): half the teacher's width and under half the epochs of version 2 (15 epochs, a 3x200
+         # teacher, grown nets 5 epochs more), to fit the quick suite's 10 minutes; see Budgets
+         # (grids moved where this setting's first runs chose an edge on the tuning seeds: the wider random net the
+         # default grid's high edge, both grown nets its low edge, kd its high edge twice)
+         "quick": _setup(DataConfig("mnist5k"), 6, 4000, _mlp(3, 100), _mlp(16, 12), 1.5, more_epochs=2,
+                         grids={"student kd": (4e-3, 8e-3, 1.6e-2), "wider random": (5e-4, 1e-3, 2e-3),
+                                **{f"{n} net2net": (1.25e-4, 2.5e-4, 5e-4) for n in ("wider", "deeper")}}),
+         # long: the same nets trained 30 epochs (grown nets 5 more): the thin student given time to train alone
+         # (the grown nets' grid one step lower: version 2's 15 epochs chose the default grid's low edge for them)
+         "long": _setup(DataConfig("mnist5k"), 30, 4000, _mlp(3, 100), _mlp(16, 12), 1.5,
+                        grids={f"{n} net2net": (1.25e-4, 2.5e-4, 5e-4) for n in ("wider", "deeper")}),
          # CIFAR-10 (Table 5's regime): a ~7M-parameter teacher (6 conv blocks, 160-640 channels) and an
          # 11-layer thin student (10 conv blocks, 8-128 channels, ~0.3M, like FitNet 1); the student's block 5
          # (8x8 maps) is guided by the teacher's block 4 (8x8), so the regressor is a 1x1 convolution
@@ -193,8 +235,8 @@ PAPER = """
 | student, knowledge distillation | ~30K | 0.65 % |
 | student, FitNets (hints, then KD) | ~30K | 0.51 % |
 
-The paper's nets are maxout convnets trained on 60,000 digits; ours at `quick` are ReLU MLPs trained
-on 4,000 digits for 465 updates: compare orderings, not error levels. Table 5 (CIFAR-10, the `full`
+The paper's nets are maxout convnets trained on 60,000 digits; ours are ReLU MLPs trained on 4,000
+digits for 186 updates at quick and 930 at long: compare orderings, not error levels. Table 5 (CIFAR-10, the `full`
 budget's regime): teacher (~9M) 90.18 % accuracy; FitNet 1 (11 layers, ~250K) 89.01 %, FitNet 2
 (11, ~862K) 91.06 %, FitNet 3 (13, ~1.6M) 91.10 %, FitNet 4 (19, ~2.5M) 91.61 %. Net2Net (Chen et al. 2016)
 reports its speed-ups as curves only (ImageNet Inception nets): the grown net starts at the teacher's
@@ -252,8 +294,7 @@ def arms(budget: str) -> dict[str, kit.Arm]:
                               {"net": "teacher", "method": "teacher", "lr": TEACHER_LR}),
            "teacher trained on": kit.Arm(_trial(s, "teacher", ON, TEACHER_LR),
                                          {"net": "teacher", "method": ON, "lr": TEACHER_LR})}
-    conds = [("student", m, STUDENT_LRS) for m in ("scratch", "kd", "hints")] + [("shallow", "scratch", STUDENT_LRS)]
-    conds += [(n, m, GROWN_LRS) for n in ("wider", "deeper") for m in ("net2net", "random")]
+    conds = [(*group.split(), lrs) for group, lrs in s["grids"].items()]
     for net, method, lrs in conds:
         for lr in lrs:
             out[f"{net} {method} lr={lr:g}"] = kit.Arm(_trial(s, net, method, lr),

@@ -5,10 +5,11 @@ and a cliff start's offset from the wall is measured from its (w, b)."""
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from oplab import kit, models
 from studies import clipping_cliffs as study
-from tests.synthetic import words
+from tests.synthetic import PLANTED, words
 
 PARTS = ["cliff: error after the last update", "explosion (RNN, shared rate)", "success (RNN, own tuned rates)"]
 PLANTED_SEEDS = range(6)  # seeds of the planted tables in tests/test_verdicts.py
@@ -127,3 +128,10 @@ def test_the_cliff_starts_spread_across_the_wall():
     s = 1 / (1 + np.exp(-c["x0"]))
     assert abs(off[1]) < 1e-4
     assert np.allclose(off[[0, 2]], [-0.5 * s, 0.5 * s], atol=0.02)
+
+
+@pytest.mark.parametrize("effect,word", PLANTED)
+def test_the_long_budget_gives_each_planted_word(effect, word):
+    """The long budget's arms are judged by the same parts, each giving the planted word."""
+    got = words(study, planted(effect), seeds=PLANTED_SEEDS, budget="long")
+    assert list(got) == PARTS and set(got.values()) == {word}, got

@@ -31,37 +31,44 @@ def planted(effect: str):
     return values
 
 
-def test_a_diverged_combined_arm_counts_against_itself():
+@pytest.mark.parametrize("budget", ["quick", "long"])
+def test_a_diverged_combined_arm_counts_against_itself(budget):
     def values(f, seed, rng):
         v = planted("yes")(f, seed, rng)
         if f["strategy"] == "combined":
             v.update(status="diverged", char_pct=float("nan"), seq_pct=float("nan"))
         return v
 
-    got = words(study, values, seeds=range(6))
+    assert set(words(study, planted("yes"), seeds=range(6), budget=budget).values()) == {"reproduced"}
+    got = words(study, values, seeds=range(6), budget=budget)
     assert set(got.values()) == {"not reproduced"}
 
 
 def test_measure_reads_fractions_and_the_finding_table_reports_naive_vs_baseline():
     """Through measure(): accuracies as fractions become percent; naive planted 20 pp below baseline at
-    one target is reported as 'below' there and 'not told apart' where they are equal."""
+    one target is reported as 'below' there and 'not told apart' where they are equal (the full budget:
+    quick and long have one target each)."""
+    budget = "full"
+    easy, hard = sorted(study.SETUP[budget]["targets"])
+
     def values(f, seed, rng):
-        acc = 0.5 + rng.normal(0, 0.005) - (0.2 if f["strategy"] == "naive" and f["target"] == 3 else 0.0)
+        acc = 0.5 + rng.normal(0, 0.005) - (0.2 if f["strategy"] == "naive" and f["target"] == hard else 0.0)
         return {"char_acc": acc, "seq_acc": acc / 2, "target_step": 200.0 if f["strategy"] != "baseline" else None,
                 "time_per_step_ms": 2.5}
 
     seeds = range(6)
-    ctx = context(study, seeds)
-    t = study.measure(table(study, values, seeds), {}, ctx)
+    ctx = context(study, seeds, budget)
+    t = study.measure(table(study, values, seeds, budget), {}, ctx)
     assert np.allclose(t["char_pct"], 100 * t["char_acc"]) and set(t["reached_target"]) == {0.0, 1.0}
     tabs = study.tables(t, {}, ctx)
     finding = tabs["finding, not a verdict part: naive minus baseline"]
     char = finding[finding["metric"].str.startswith("per-character")].set_index("target")
-    assert char.loc[3, "found"] == "below" and abs(char.loc[3, "naive minus baseline (pp)"] + 20) < 1
-    assert char.loc[2, "found"] == "not told apart"
+    assert char.loc[hard, "found"] == "below" and abs(char.loc[hard, "naive minus baseline (pp)"] + 20) < 1
+    assert char.loc[easy, "found"] == "not told apart"
     beside = tabs["the paper's statements beside ours"]
-    assert len(beside) == 3 and "3 digits" in beside.iloc[2, 2]
-    assert list(words(study, values, seeds)) == PARTS  # naive vs baseline: a finding, never a part
+    assert len(beside) == 3 and f"{hard} digits" in beside.iloc[2, 2]
+    assert list(words(study, values, seeds, budget)) == PARTS  # naive vs baseline: a finding, never a part
+
 
 
 
@@ -86,3 +93,10 @@ def test_each_part_gives_each_word_alone(part, effect, word):
     got = words(study, values, seeds=range(8))
     assert got[PARTS[part]] == word, got
     assert all(w == "reproduced" for p, w in got.items() if p != PARTS[part]), got
+
+
+@pytest.mark.parametrize("effect,word", PLANTED)
+def test_the_long_budget_gives_each_planted_word(effect, word):
+    """The long budget's arms are judged by the same parts, each giving the planted word."""
+    got = words(study, planted(effect), seeds=range(8), budget="long")
+    assert list(got) == PARTS and set(got.values()) == {word}, got

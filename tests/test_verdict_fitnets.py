@@ -1,8 +1,10 @@
 """fitnets' verdict on synthetic records with known answers: each part must say reproduced,
 not reproduced and inconclusive when the data say so; failures count against their arm."""
 
+import pytest
+
 from studies import fitnets as study
-from tests.synthetic import words
+from tests.synthetic import PLANTED, words
 
 PARTS = ["(0) thin student hard to train alone", "(1) hints vs scratch", "(2) kd vs scratch", "(3) hints vs kd",
          "(4a) Net2Net wider vs random init", "(4b) Net2Net wider vs teacher trained on",
@@ -82,3 +84,10 @@ def test_a_teacher_trained_on_as_fast_fails_only_the_b_parts():
     assert got["(4b) Net2Net wider vs teacher trained on"] == "not reproduced"
     assert got["(5b) Net2Net deeper vs teacher trained on"] == "not reproduced"
     assert got["(4a) Net2Net wider vs random init"] == "reproduced"
+
+
+@pytest.mark.parametrize("effect,word", PLANTED)
+def test_the_long_budget_gives_each_planted_word(effect, word):
+    """The long budget's arms are judged by the same parts, each giving the planted word."""
+    got = words(study, planted(effect), seeds=range(8), budget="long")
+    assert list(got) == PARTS and set(got.values()) == {word}, got

@@ -16,8 +16,8 @@ TITLE = "A tiny study"
 CLAIM = "A larger learning rate lowers the test error of a small MLP after a few updates."
 SOURCE = "none (a test fixture)"
 VERSION = 1
-SEEDS = {"smoke": 5, "quick": 5, "full": 5}
-SETUP = {b: {} for b in ("smoke", "quick", "full")}
+SEEDS = {"smoke": 5, "quick": 5, "long": 5, "full": 5}
+SETUP = {b: {} for b in ("smoke", "quick", "long", "full")}
 EPOCHS = int(os.environ.get("TINY_EPOCHS", "2"))
 
 
