@@ -7,7 +7,7 @@ import torch
 
 from oplab import plan as planning
 from oplab import tasks
-from oplab.train import build_model
+from oplab.datatask import build_model
 from studies import all_studies
 
 SHAPES = {"cifar10": ((3, 32, 32), 10), "mnist": ((1, 28, 28), 10), "fashion_mnist": ((1, 28, 28), 10),

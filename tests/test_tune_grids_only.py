@@ -5,10 +5,10 @@ so it skips the tuning seeds and still runs on the verdict and replication seeds
 import dataclasses
 import types
 
-import pandas as pd
-
-from oplab import kit, runner
+from oplab import kit
+from oplab import plan as planning
 from oplab.config import DataConfig, ModelConfig, OptimConfig, Trial
+from oplab.records import Record
 
 
 def study(grids_only: bool) -> types.ModuleType:
@@ -28,26 +28,34 @@ def study(grids_only: bool) -> types.ModuleType:
     return m
 
 
+def records(p, losses: dict) -> dict:
+    """Tuning records of plan p's specs: (net, lr) -> train_loss_full; specs not in `losses` are left out."""
+    out = {}
+    for sp in p.tuning:
+        f = dict(sp.factors)
+        if (f["net"], f["lr"]) in losses:
+            out[sp.key] = Record(config={}, seed=sp.seed, status="ok", curves={},
+                                 final={"train_loss_full": losses[(f["net"], f["lr"])]}, timings={}, provenance={})
+    return out
+
+
 def test_single_level_groups_skip_the_tuning_seeds_but_not_the_verdict_seeds():
     s = study(True)
-    p = runner.plan(s, "smoke", [0, 1], replicate=True)
+    p = planning.plan(s, "smoke", [0, 1], replicate=True)
     assert {sp.arm for sp in p.tuning} == {"a lr=0.01", "a lr=0.1"}  # b has nothing to choose
     assert {sp.seed for sp in p.tuning} == set(kit.Tune("lr", ("net",)).seed_list("smoke"))
-    frame = pd.DataFrame([{"net": "a", "lr": 0.01, "status": "ok", "train_loss_full": 0.5},
-                          {"net": "a", "lr": 0.1, "status": "ok", "train_loss_full": 0.2}])
-    runner.finish_plan(p, frame)
+    planning.finish_plan(p, records(p, {("a", 0.01): 0.5, ("a", 0.1): 0.2}))
     assert sorted({sp.arm for sp in p.trials}) == ["a lr=0.1", "b"]  # the chosen level, and b as it is
     assert sorted({sp.seed for sp in p.trials}) == [0, 1, 100, 101]
 
 
 def test_by_default_every_arm_runs_on_the_tuning_seeds():
-    p = runner.plan(study(False), "smoke", [0, 1], replicate=True)
+    p = planning.plan(study(False), "smoke", [0, 1], replicate=True)
     assert {sp.arm for sp in p.tuning} == {"a lr=0.01", "a lr=0.1", "b"}
-    frame = pd.DataFrame([{"net": n, "lr": lr, "status": "ok", "train_loss_full": x}
-                          for n, lr, x in (("a", 0.01, 0.5), ("a", 0.1, 0.2), ("b", 0.05, 0.9))])
-    runner.finish_plan(p, frame)
+    losses = {("a", 0.01): 0.5, ("a", 0.1): 0.2, ("b", 0.05): 0.9}
+    planning.finish_plan(p, records(p, losses))
     assert sorted({sp.arm for sp in p.trials}) == ["a lr=0.1", "b"]
     # a single-level group missing from the tuning frame is not trained without grids_only (today's rule)
-    p2 = runner.plan(study(False), "smoke", [0, 1])
-    runner.finish_plan(p2, frame[frame["net"] == "a"])
+    p2 = planning.plan(study(False), "smoke", [0, 1])
+    planning.finish_plan(p2, records(p2, {k: v for k, v in losses.items() if k[0] == "a"}))
     assert {sp.arm for sp in p2.trials} == {"a lr=0.1"}
