@@ -129,11 +129,16 @@ def _imbalanced(y: np.ndarray, proportions, seed: int = 1) -> torch.Tensor:
 
 
 @DATASETS.register("mnist1d")
-def mnist1d() -> Dataset:
-    """MNIST-1D from its official generator with default arguments (4,000/1,000, length 40)."""
+def mnist1d(num_samples: int = 0) -> Dataset:
+    """MNIST-1D from its official generator with default arguments (4,000/1,000, length 40); with
+    `num_samples` > 0, that many sequences instead of 5,000, split 80/20 by the generator as before
+    (e.g. 25,000: 20,000 train / 5,000 test), the other arguments unchanged."""
     from mnist1d.data import get_dataset_args, make_dataset
 
-    d = make_dataset(get_dataset_args())  # local generation; never `get_dataset`, which downloads
+    args = get_dataset_args()
+    if num_samples:
+        args.num_samples = int(num_samples)
+    d = make_dataset(args)  # local generation; never `get_dataset`, which downloads
     f = functools.partial(torch.tensor, dtype=torch.float32)
     return Dataset(
         "mnist1d", f(d["x"]), torch.tensor(d["y"], dtype=torch.long),

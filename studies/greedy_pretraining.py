@@ -1,9 +1,13 @@
 """Greedy layer-wise pre-training (Bengio, Lamblin, Popovici & Larochelle 2007; Erhan et al. 2010).
 
 Regime. The claim lives in the 2007 regime: sigmoid MLPs, the old U(+-1/sqrt(fan_in)) init
-("standard"), plain SGD (no momentum, no weight decay), little data. At the `quick` budget:
-mnist5k (4,000 train / 1,000 test digits), hidden layers of 128 units, 3 hidden layers (the
-paper's depth), fine-tuning by SGD on cross-entropy at batch 50 for 10 epochs (800 updates).
+("standard"), plain SGD (no momentum, no weight decay), little data. Hidden layers of 128 units,
+3 hidden layers (the paper's depth), fine-tuning by SGD on cross-entropy at batch 50. At the `long`
+budget: mnist5k (4,000 train / 1,000 test digits), fine-tuning 20 epochs (1,600 updates),
+pre-training 5 epochs a layer (400 updates a layer), depths 1, 3 and 4. At the `quick` budget, a
+cheap version of it sized to the suite's 10 minutes: the first 2,000 mnist5k training digits (the
+same 1,000 test digits), fine-tuning 10 epochs (400 updates), pre-training 2 epochs a layer (80
+updates a layer), depths 1 and 3 (see "Budgets" below).
 In this regime depth hurts without pre-training (the gradient reaching the lower sigmoid layers
 is small), which is what pre-training was invented to fix. Arms (factor `method`):
 - none: the deep net from its random init, trained for as many updates as the pre-trained arm of
@@ -15,14 +19,16 @@ is small), which is what pre-training was invented to fix. Arms (factor `method`
   input has a fraction CORRUPTION of its components set to 0, the loss against the clean input;
 - shallow: 1 hidden layer, no pre-training (the paper's fifth row; the same trial as none at
   depth 1, stored once, so it runs that depth's matched updates);
-- modern: ReLU + batch norm + He init, no pre-training, 800 updates.
-Depth series (Erhan et al. Fig. 1 in small): none and autoencoder at 1, 3 and 4 hidden layers.
+- modern: ReLU + batch norm + He init, no pre-training, the fine-tuning updates only.
+Depth series (Erhan et al. Fig. 1 in small): none and autoencoder at SETUP's depths (1, 3 and 4
+hidden layers at long and full; 1 and 3 at quick).
 
-Compute-matched control. A pre-trained arm spends its pre-training updates (3 epochs a layer:
-240 a layer at the quick budget, 720 at depth 3) before the same 800 fine-tuning updates; none,
-trained for 800, would be compared at about half the compute. `none` (every depth) is therefore
-`kit.matched`: the same net trained by SGD for the pre-trained arm's total updates (quick: 1,040,
-1,520 and 1,760 at depths 1, 3 and 4). We match updates, not FLOPs: (i) a pre-training update
+Compute-matched control. A pre-trained arm spends its pre-training updates (long: 5 epochs a
+layer, 400 a layer, 1,200 at depth 3) before the same fine-tuning updates (long: 1,600); none,
+trained for the fine-tuning updates only, would be compared at less compute. `none` (every depth)
+is therefore `kit.matched`: the same net trained by SGD for the pre-trained arm's total updates
+(long: 2,000, 2,800 and 3,200 at depths 1, 3 and 4; quick: 480 and 640 at depths 1 and 3).
+We match updates, not FLOPs: (i) a pre-training update
 does less arithmetic than a fine-tuning update (a stage trains one block and its decoder or head
 on the frozen blocks' cached codes: by hand from the layer sizes at depth 3, about two thirds of a
 fine-tuning update's multiply-adds for an auto-associator stage, averaged over the stages, and
@@ -32,12 +38,14 @@ matched arm then serves (1a), (1b), (2) and (5b), where FLOP-matching would need
 pre-training method; (iii) in this regime a step's time is bound by per-update overhead, not
 arithmetic; (iv) the frame's cost (oplab.estimate) counts a pre-training update as one update of
 the model, so equal updates are also equal counted FLOPs within the report's tolerance (none
-evaluates on the test split more often). With a constant rate and the same seeded batch order, the
-matched none passes through its first 800 updates exactly as the former 800-update control did, so
-its eval curve at update 800 is that control (at the rate chosen for the longer run): the fourth
-table shows the former contrast beside the matched one, a demonstration, not a part. The modern
-arm keeps 800 updates: against the pre-trained arms it has less compute, which works against its
-claim (4a)/(4b), so a "reproduced" there is not from compute (their evidence says "Unequal compute").
+evaluates on the test split more often; quick evaluates every 80 updates, not every epoch of its
+2,000 digits, which keeps that difference within the tolerance). With a constant rate and the same
+seeded batch order, the matched none passes through its first fine-tuning-length stretch of updates
+exactly as a control trained for the fine-tuning updates only would, so its eval curve there is
+that control (at the rate chosen for the longer run): the fourth table shows the former contrast
+beside the matched one, a demonstration, not a part. The modern arm keeps the fine-tuning updates:
+against the pre-trained arms it has less compute, which works against its claim (4a)/(4b), so a
+"reproduced" there is not from compute (their evidence says "Unequal compute").
 
 The auto-associator is this study's choice, and departs from the papers: a linear decoder (W^T
 plus a bias: tied weights) with squared error at every layer, because our inputs are standardized
@@ -51,8 +59,12 @@ CORRUPTION was set on tuning seeds 1000 and 1001 (an exploration, not stored) by
 metric as the rates: at depth 3 and fine-tuning lr 2, fractions 0.1, 0.25 and 0.5 gave mean full-split
 training losses 0.105, 0.054 and 0.097 nats; 0.25 had the lowest.
 
-Pre-training stages use fixed settings: 3 epochs a layer, batch 50, SGD lr 1.0, for all three
-methods. They are not tuned: the paper gives none of them (no rates, epochs or batch size),
+Pre-training stages use fixed settings, for all three methods: batch 50 and SGD lr 1.0 (long,
+5 epochs a layer; full, 10) or lr 2.0 (quick, 2 epochs a layer: with a fifth of long's stage
+updates, lr 1.0 left the auto-associator stages short of their codes; at quick's earlier draft of 3
+epochs a layer, on tuning seed 1000 (not stored), stage lr 1.0 vs 2.0 gave the depth-3
+auto-associator net 80.3 vs 90.3 % test accuracy after fine-tuning at lr 2).
+They are not tuned: the paper gives none of them (no rates, epochs or batch size),
 tuning them per arm would multiply the cost, and one setting for all keeps their compute equal
 (the records carry pre-training and fine-tuning updates apart; the third table).
 The paper's supervised rate is 20x the pre-training one; we do not follow it: our
@@ -61,11 +73,17 @@ cross-entropy's, and the fine-tuning rate is tuned per arm instead. The stage se
 set by a short exploration on tuning seed 1000 only (a stage rate of 0.05 barely moved the
 deeper stages; 5 and above saturated the sigmoid codes), never on the verdict seeds.
 
-Fair learning rates. The fine-tuning lr is chosen per (method, depth) from {0.5, 2.0} on
-tuning seeds by the final full-split training loss (never test data nor verdict seeds); the
-grid and each arm's chosen rate are the second table. A two-level grid always puts the chosen
-rate at an edge; it is not widened for cost. The upper edge was checked by explorations on tuning
-seeds (not stored): in version 1, rates of 4 and 8 trained the depth-3 arms no better than 2, and
+Fair learning rates. The fine-tuning lr is chosen per (method, depth) on tuning seeds by the
+final full-split training loss (never test data nor verdict seeds); the grid and each arm's chosen
+rate are the second table. Quick and long tune over three levels around a centre (GRIDS: 0.25-0.5-1,
+0.5-1-2, 1-2-4 or 2-4-8; SETUP's "centres", default 2): each group's centre was set on the tuning
+seeds so that the chosen rate sits inside its grid, moved a step where a first tuning run chose an
+edge. Quick tunes on one seed (1000), long on two (1000, 1001). One seed is noisy: at quick it chose
+4 for the depth-3 none and denoising arms, a rate at which some seeds' sigmoid nets stall near
+chance (the first table's spread). The smoke and full budgets keep version 2's two-level grid
+{0.5, 2.0}, which always puts the chosen rate at an edge. Version 2's checks of that grid's upper
+edge, by explorations on tuning seeds (not stored): in version 1,
+rates of 4 and 8 trained the depth-3 arms no better than 2, and
 8 stalled the nets without pre-training; for the matched none (version 2, seeds 1000 and 1001,
 mean full-split training loss at lr 2 vs 4) depth 3: 0.026 vs 0.104, depth 4: 0.120 vs 0.234
 nats, so 4 is past the optimum there; for the depth-4 autoencoder, which chooses the lower edge
@@ -75,6 +93,16 @@ edge was not explored further.
 Version 2 drops depth 2 from the series (version 1: 1-4), to pay for the matched control and
 the denoising arm; in version 1's records depth 2's test error was close to depth 1's in both
 series (that version's depth table), the rise came at depths 3 and 4.
+
+Budgets (version 3). Version 2's quick budget (4,000 digits, 800 fine-tuning updates, 3
+pre-training epochs a layer, depths 1, 3, 4, two-level grid on two tuning seeds) cost 278 s of
+trial compute with replication, a seventh of the suite's 10 minutes for one study of fifteen.
+Quick now runs a cheap version of it (about 81 s, estimated from version 2's idle-machine records'
+time per update): half the training digits, half the fine-tuning updates, a third of the
+pre-training updates, depth 4 left to long, one tuning seed; its parts are all computed, and may
+be undecided where the small nets' seed spread is wide. Long is version 2's regime at twice its
+training: 1,600 fine-tuning updates, 400 pre-training updates a layer, depths 1, 3, 4, two tuning
+seeds, 5 + 5 verdict seeds (about 10 CPU-minutes).
 
 Verdict (test error in percentage points of the 1,000 test digits, paired by seed, Student t;
 a diverged trial counts as 90 %, chance):
@@ -88,11 +116,11 @@ a diverged trial counts as 90 %, chance):
     pp of (or better than) the best pre-trained arm is both at once, so the best arm is never
     picked by looking at verdict data;
 (5a) "keeps error from rising with depth", read directly: per seed, the least-squares slope of
-    the autoencoder's test error vs depth (1, 3, 4; a diverged trial enters the fit at 90 %);
+    the autoencoder's test error vs depth (SETUP's depths; a diverged trial enters the fit at 90 %);
     its mean < +0.5 pp per layer. An upper bound, not an equivalence band: the words forbid a
     rise and allow a fall (Erhan et al.'s Fig. 1 falls with pre-training), so a slope far below
     0 passes. The margin is the study's 0.5 pp (5 test digits) per added layer, at most 1.5 pp
-    from 1 to 4 layers;
+    from 1 to 4 layers (1 pp from 1 to 3 at quick);
 (5b) "rises less than without": the matched none's minus the autoencoder's slope > 0.
 
 Full budget: MNIST, the first 50,000 training digits (the last 10,000 left out: tuning uses
@@ -122,15 +150,18 @@ CLAIM = ("In a deep sigmoid net trained by plain SGD, greedy layer-wise pre-trai
 SOURCE = ("Bengio, Lamblin, Popovici & Larochelle 2007, Greedy Layer-Wise Training of Deep Networks, NIPS 19, "
           "Table 2; Erhan et al. 2010, Why Does Unsupervised Pre-training Help Deep Learning?, JMLR 11, "
           "Table 1, Fig. 1")
-VERSION = 2
-SEEDS = {"smoke": 2, "quick": 5, "full": 5}
-TUNE = kit.Tune("lr", within=("method", "depth"), score="train_loss_full", seeds={"smoke": 1, "quick": 2, "full": 1})
+VERSION = 3
+SEEDS = {"smoke": 2, "quick": 5, "long": 5, "full": 5}
+TUNE = kit.Tune("lr", within=("method", "depth"), score="train_loss_full",
+                seeds={"smoke": 1, "quick": 1, "long": 2, "full": 1})
 
 ORDER = ["none", "supervised", "autoencoder", "denoising", "shallow", "modern"]
 PRETRAINED = ("supervised", "autoencoder", "denoising")  # method -> the greedy stage's method below
 MAIN_DEPTH = 3
-DEPTHS = [1, 3, 4]  # the depth series (none and autoencoder)
-LRS = [0.5, 2.0]  # fine-tuning SGD learning rates, per update
+DEPTHS = [1, 3, 4]  # the depth series (none and autoencoder) of the long and full budgets (SETUP's "depths")
+LRS = [0.5, 2.0]  # fine-tuning SGD learning rates, per update: the smoke and full budgets' grid
+# three-level fine-tuning grids (quick, long), by their centre
+GRIDS = {4.0: [2.0, 4.0, 8.0], 2.0: [1.0, 2.0, 4.0], 1.0: [0.5, 1.0, 2.0], 0.5: [0.25, 0.5, 1.0]}
 CORRUPTION = 0.25  # the denoising arm's masking fraction (see the docstring)
 MARGIN_PP = 0.5  # non-inferiority margin, percentage points of test error
 SLOPE_MARGIN_PP = 0.5  # (5a): the smallest rise of test error per added layer that counts, pp / layer
@@ -138,15 +169,23 @@ CHANCE_PP = 90.0  # a diverged trial's test error
 PAPER_PP = {"none": 2.4, "supervised": 2.0, "autoencoder": 1.4, "shallow": 1.9}  # Bengio et al. 2007, Table 2
 
 
-def _setup(data, n_train, width, epochs, pre_epochs, batch=50):
-    return dict(data=data, n_train=n_train, width=width, epochs=epochs, batch=batch,
-                pretrain={"base": "standard", "epochs": pre_epochs, "lr": 1.0, "batch_size": batch, "tied": True})
+def _setup(data, n_train, width, epochs, pre_epochs, batch=50, pre_lr=1.0, depths=DEPTHS, lrs=None, centres=None,
+           eval_every=0):
+    """lrs: one fine-tuning grid for every arm; else each (method, depth) group takes the GRIDS grid of its
+    centre (`centres`, default 2.0). eval_every: updates between test evaluations (0: once an epoch)."""
+    return dict(data=data, n_train=n_train, width=width, epochs=epochs, batch=batch, depths=list(depths),
+                lrs=lrs, centres=dict(centres or {}), eval_every=eval_every,
+                pretrain={"base": "standard", "epochs": pre_epochs, "lr": pre_lr, "batch_size": batch, "tied": True})
 
 
 # n_train: the training split's size (mnist5k: 4,000), to count the updates of each stage
-SETUP = {"smoke": _setup(DataConfig("mnist5k", n_train=200, n_test=200), 200, 16, 1, 1),
-         "quick": _setup(DataConfig("mnist5k"), 4000, 128, 10, 3),
-         "full": _setup(DataConfig("mnist", n_train=50000), 50000, 1000, 50, 10)}
+SETUP = {"smoke": _setup(DataConfig("mnist5k", n_train=200, n_test=200), 200, 16, 1, 1, lrs=LRS),
+         "quick": _setup(DataConfig("mnist5k", n_train=2000), 2000, 128, 10, 2, pre_lr=2.0, depths=[1, 3],
+                         eval_every=80, centres={("modern", 3): 1.0, ("none", 1): 1.0, ("autoencoder", 1): 1.0,
+                                                 ("none", 3): 4.0, ("denoising", 3): 4.0}),
+         "long": _setup(DataConfig("mnist5k"), 4000, 128, 20, 5, depths=[1, 3, 4],
+                        centres={("modern", 3): 1.0, ("autoencoder", 4): 0.5}),
+         "full": _setup(DataConfig("mnist", n_train=50000), 50000, 1000, 50, 10, lrs=LRS)}
 
 PAPER = """
 | MNIST test error | Bengio et al. 2007, Table 2 | Erhan et al. 2010, Table 1 (1 / 2 layers) |
@@ -158,8 +197,9 @@ PAPER = """
 | shallow net (1 hidden layer) | 1.9 % | |
 
 The paper's nets: 3 hidden layers of 500-1000 units, 60,000 training digits, tuned weight decay and
-epochs. Our quick budget trains 128-unit layers on 4,000 digits for 800 fine-tuning updates: compare
-orderings, not error levels. Their Fig. 1: with pre-training error falls from 1 to 4 layers; without, it rises.
+epochs. Our budgets train 128-unit layers for 400 fine-tuning updates on 2,000 digits (quick) or 1,600
+on 4,000 (long): compare orderings, not error levels. Their Fig. 1: with pre-training error falls from 1 to
+4 layers; without, it rises.
 """
 
 
@@ -183,7 +223,8 @@ def _trial(s, method, depth, lr):
                  "corruption": CORRUPTION if method == "denoising" else 0.0}
         init = InitConfig("greedy", {**stage, **s["pretrain"]})
     return Trial(data=s["data"], model=ModelConfig("mlp", depth, s["width"], act), init=init, norm=NormConfig(norm),
-                 optim=OptimConfig("sgd", lr=lr, momentum=0.0), epochs=s["epochs"], batch_size=s["batch"])
+                 optim=OptimConfig("sgd", lr=lr, momentum=0.0), epochs=s["epochs"], batch_size=s["batch"],
+                 eval_every=s["eval_every"])
 
 
 def arms(budget: str) -> dict[str, kit.Arm]:
@@ -192,10 +233,10 @@ def arms(budget: str) -> dict[str, kit.Arm]:
     trained for the pre-trained arm's pre-training plus fine-tuning updates (kit.matched)."""
     s = SETUP[budget]
     conds = [(m, MAIN_DEPTH) for m in ("none", *PRETRAINED, "modern")] + [("shallow", 1)]
-    conds += [(m, d) for m in ("none", "autoencoder") for d in DEPTHS if d != MAIN_DEPTH]
+    conds += [(m, d) for m in ("none", "autoencoder") for d in s["depths"] if d != MAIN_DEPTH]
     out = {}
     for m, d in conds:
-        for lr in LRS:
+        for lr in s["lrs"] or GRIDS[s["centres"].get(("none" if m == "shallow" else m, d), 2.0)]:
             arm = kit.Arm(_trial(s, "none" if m == "shallow" else m, d, lr), {"method": m, "depth": d, "lr": lr})
             if m in ("none", "shallow"):
                 arm = kit.matched(arm, finetune_updates(s) + pretrain_updates(s, d))
@@ -246,17 +287,18 @@ def verdict(t, ctx):
                                     claim=f"modern's minus {other}'s test error < {MARGIN_PP:g} pp"))
     series = kit.select(t, {"method": ["none", "autoencoder"]})
     n_bad = int((series["status"] != "ok").sum())
-    fit = (f"Slopes are per-seed least-squares fits over depths {DEPTHS}; {n_bad} of {len(series)} series trials "
+    depths = ctx.setup.get("depths", DEPTHS)
+    fit = (f"Slopes are per-seed least-squares fits over depths {depths}; {n_bad} of {len(series)} series trials "
            "diverged and entered their fit at 90 % (chance).")
     parts.append(kit.mean(
         kit.select(t, ae), "depth_slope", part="(5a) pre-trained error does not rise with depth", unit="pp / layer",
         what="autoencoder's slope of test error vs depth", below=SLOPE_MARGIN_PP, fmt=".2f", diverged_fails=False,
-        claim=f"slope of the autoencoder's test error vs depth (depths {', '.join(map(str, DEPTHS))}) < "
+        claim=f"slope of the autoencoder's test error vs depth (depths {', '.join(map(str, depths))}) < "
               f"{SLOPE_MARGIN_PP:g} pp per layer", note=fit))
     parts.append(kit.difference(
         t, "depth_slope", none, ae, part="(5b) rises less than without", unit="pp / layer", above=0.0, fmt=".2f",
         diverged_fails=False, note=fit,
-        claim=f"slope of test error vs depth (depths {', '.join(map(str, DEPTHS))}): compute-matched none's minus "
+        claim=f"slope of test error vs depth (depths {', '.join(map(str, depths))}): compute-matched none's minus "
               "autoencoder's > 0"))
     return parts
 

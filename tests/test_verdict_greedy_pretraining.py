@@ -3,9 +3,10 @@ reproduced, not reproduced and inconclusive when the data say so; failures count
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from studies import greedy_pretraining as study
-from tests.synthetic import context, table, words
+from tests.synthetic import PLANTED, context, table, words
 
 PARTS = ["(1a) autoencoder vs none", "(1b) denoising vs none", "(2) supervised vs none",
          "(3) autoencoder vs supervised", "(4a) modern vs autoencoder", "(4b) modern vs supervised",
@@ -53,15 +54,15 @@ def test_a_diverged_arm_counts_against_itself():
     assert got["(2) supervised vs none"] == "reproduced"
 
 
-def _measured(err_of, seeds=range(6)):
+def _measured(err_of, seeds=range(6), budget="quick"):
     """The synthetic table through the study's measure(): test_err (a fraction) per trial, NaN if diverged."""
     def values(f, seed, rng):
         e = err_of(f, seed, rng)
         v = {"steps": 800, "test_err": e / 100 if np.isfinite(e) else float("nan")}
         return v if np.isfinite(e) else {**v, "status": "diverged"}
 
-    ctx = context(study, seeds)
-    return study.measure(table(study, values, seeds), {}, ctx), ctx
+    ctx = context(study, seeds, budget)
+    return study.measure(table(study, values, seeds, budget), {}, ctx), ctx
 
 
 def rising_without(f, seed, rng):
@@ -70,8 +71,10 @@ def rising_without(f, seed, rng):
     return 5.0 + rise * (f["depth"] - 1) + rng.normal(0, 0.1)
 
 
-def test_depth_slope_is_a_least_squares_fit_per_seed():
-    t, ctx = _measured(rising_without)
+@pytest.mark.parametrize("budget", ["quick", "long"])  # depths 1, 3 at quick; 1, 3, 4 at long
+def test_depth_slope_is_a_least_squares_fit_per_seed(budget):
+    t, ctx = _measured(rising_without, budget=budget)
+    assert sorted(t["depth"].unique()) == sorted({*study.SETUP[budget]["depths"], study.MAIN_DEPTH})
     none = t[t["method"] == "none"].groupby("seed")["depth_slope"]
     assert np.allclose(none.mean(), 3.0, atol=0.2) and (none.nunique() == 1).all()
     assert np.allclose(t[t["method"] == "autoencoder"]["depth_slope"], 0.0, atol=0.2)
@@ -83,11 +86,12 @@ def test_depth_slope_is_a_least_squares_fit_per_seed():
 
 def test_a_diverged_deep_autoencoder_counts_against_its_depth_trend():
     """The autoencoder's 4-layer net diverging enters its fit at 90 %: its slope becomes steep (the
-    least-squares slope of (5, 5, 90) at depths (1, 3, 4): Sxy / Sxx = (340 / 3) / (14 / 3) = 24.29)."""
+    least-squares slope of (5, 5, 90) at depths (1, 3, 4): Sxy / Sxx = (340 / 3) / (14 / 3) = 24.29; the
+    long budget's depth series)."""
     def err(f, seed, rng):
         return float("nan") if f["method"] == "autoencoder" and f["depth"] == 4 else rising_without(f, seed, rng)
 
-    t, ctx = _measured(err)
+    t, ctx = _measured(err, budget="long")
     assert np.allclose(t[t["method"] == "autoencoder"]["depth_slope"], 340 / 14, atol=0.2)
     got = words_of(t, ctx)
     assert got["(5a) pre-trained error does not rise with depth"] == got["(5b) rises less than without"] \
@@ -142,12 +146,16 @@ def test_the_matched_none_runs_the_pre_trained_arms_total_updates():
     from oplab import plan as planning
     from oplab.train import train
 
-    for budget in ("smoke", "quick", "full"):
-        arms = planning.arms_of(study, budget)
-        for d in study.DEPTHS:
-            none, ae = arms[f"none depth={d} lr=2"], arms[f"autoencoder depth={d} lr=2"]
-            assert none.trial.steps == estimate.record_cost(ae.trial)["updates"] == \
-                estimate.record_cost(none.trial)["updates"], (budget, d)
+    for budget in study.SEEDS:
+        arms = planning.arms_of(study, budget).values()
+        for d in study.SETUP[budget]["depths"]:
+            nones = [a for a in arms if a.factors["method"] == "none" and a.factors["depth"] == d]
+            aes = [a for a in arms if a.factors["method"] == "autoencoder" and a.factors["depth"] == d]
+            assert nones and aes, (budget, d)
+            for none in nones:  # every rate of none's grid, against every rate of the autoencoder's
+                for ae in aes:
+                    assert none.trial.steps == estimate.record_cost(ae.trial)["updates"] == \
+                        estimate.record_cost(none.trial)["updates"], (budget, d)
     arms = planning.arms_of(study, "smoke")
     rec = train(arms["autoencoder depth=3 lr=2"].trial, 0)
     assert rec.final["pretrain_updates"] + rec.final["finetune_updates"] == arms["none depth=3 lr=2"].trial.steps
@@ -155,14 +163,23 @@ def test_the_matched_none_runs_the_pre_trained_arms_total_updates():
 
 
 def test_the_former_control_is_read_off_the_matched_curve_at_the_fine_tuning_updates():
-    """measure() reads each trial's test error at update 800 (the pre-trained arms' fine-tuning
-    updates) from its eval curve: for the matched none, the former control's value."""
+    """measure() reads each trial's test error after the pre-trained arms' fine-tuning updates (quick:
+    10 epochs of 2,000 digits at batch 50 = 400) from its eval curve: for the matched none, the former
+    control's value."""
     seeds = range(2)
-    t = table(study, lambda f, seed, rng: {"steps": 800, "test_err": 0.05}, seeds)
+    ft = study.finetune_updates(study.SETUP["quick"])
+    assert ft == 10 * 2000 // 50
+    t = table(study, lambda f, seed, rng: {"steps": ft, "test_err": 0.05}, seeds)
     rows = t[["arm", "seed"]].drop_duplicates()
-    steps = [0, 720, 800, 880]
+    steps = [0, ft - 80, ft, ft + 80]
     ev = pd.DataFrame([{"arm": a, "seed": s, "step": k, "test_acc": 1 - (0.2 + k / 10_000 + s / 100)}
                        for a, s in rows.itertuples(index=False) for k in steps])
     m = study.measure(t, {"eval": ev}, context(study, seeds))
-    assert np.allclose(m["test_err_ft_pp"], 100 * (0.2 + 0.08 + m["seed"] / 100))
-    assert study.finetune_updates(study.SETUP["quick"]) == 800
+    assert np.allclose(m["test_err_ft_pp"], 100 * (0.2 + ft / 10_000 + m["seed"] / 100))
+
+
+@pytest.mark.parametrize("effect,word", PLANTED)
+def test_the_long_budget_judges_the_same_parts(effect, word):
+    """The long budget (depths 1, 3, 4; longer training) gives the same parts, each the planted word."""
+    got = words(study, planted(effect), seeds=range(8), budget="long")
+    assert list(got) == PARTS and all(w == word for w in got.values()), got

@@ -2,9 +2,10 @@
 reproduced, not reproduced and inconclusive when the data say so."""
 
 import numpy as np
+import pytest
 
 from studies import lsuv_vs_bn as study
-from tests.synthetic import words
+from tests.synthetic import PLANTED, words
 
 PARTS = ["(a) unit variance after LSUV", "(b) LSUV vs BN", "(c2) LSUV vs Xavier", "(d) cost per step"]
 
@@ -73,3 +74,27 @@ def test_part_a_keeps_the_measurement_at_init_of_a_trial_that_diverged_later():
         return v
 
     assert words(study, all_missing, seeds=range(6))["(a) unit variance after LSUV"] == "not reproduced"
+
+
+@pytest.mark.parametrize("effect,word", PLANTED)
+def test_the_long_budget_judges_the_same_parts(effect, word):
+    """The long budget (deeper nets, generated MNIST-1D) runs the arms the parts need in every setting:
+    the same parts, each giving the planted word."""
+    got = words(study, planted(effect), seeds=range(8), budget="long")
+    assert list(got) == PARTS and all(w == word for w in got.values()), got
+
+
+def test_quick_and_long_run_only_the_arms_the_parts_use():
+    """Orthogonal and BN+LSUV (no part) run at smoke and full only; Xavier in the ReLU settings (c2);
+    N(0, 0.01) (a demonstration) in mnist5k ReLU only, at one rate; every other group on a three-level grid."""
+    for budget in ("quick", "long"):
+        groups = {}
+        for a in study.arms(budget).values():
+            groups.setdefault((a.factors["setting"], a.factors["init"]), []).append(a.factors["lr"])
+        inits = {i for _, i in groups}
+        assert inits == {"N(0,0.01)", "Xavier", "LSUV", "BN+Xavier"}, budget
+        assert {s for s, i in groups if i == "Xavier"} == {s for s in study.SETUP[budget]["settings"] if "relu" in s}
+        assert [s for s, i in groups if i == "N(0,0.01)"] == ["mnist5k relu"]
+        for (s, i), lrs in groups.items():
+            assert len(lrs) == (1 if i == "N(0,0.01)" else 3), (budget, s, i)
+    assert {a.factors["init"] for a in study.arms("full").values()} == set(study.ORDER)

@@ -2,9 +2,10 @@
 reproduced, not reproduced and inconclusive when the data say so."""
 
 import numpy as np
+import pytest
 
 from studies import wn_vs_bn as study
-from tests.synthetic import words
+from tests.synthetic import PLANTED, words
 
 PARTS = ["early training (MLP)", "early training (convnet)", "WN+MOBN vs BN", "cost per step (convnet)",
          "noise parallel to w"]
@@ -44,3 +45,22 @@ def test_a_diverged_arm_counts_against_itself():
     assert got["early training (MLP)"] == "not reproduced"
     assert got["WN+MOBN vs BN"] == "not reproduced"  # a diverged trial counts as 100% error
     assert got["early training (convnet)"] == "reproduced"
+
+
+@pytest.mark.parametrize("effect,word", PLANTED)
+def test_the_long_budget_judges_the_same_parts_on_the_convnet(effect, word):
+    """At the long budget the convnet is the main net (WN+MOBN vs BN and the noise part move to it); the
+    parts keep their names, so the two budgets compare part by part."""
+    assert study.SETUP["long"]["main"] == "convnet"
+    got = words(study, planted(effect), seeds=range(8), budget="long")
+    assert list(got) == PARTS and all(w == word for w in got.values()), got
+
+
+def test_every_quick_and_long_group_tunes_over_three_rates():
+    for budget in ("quick", "long"):
+        groups = {}
+        for a in study.arms(budget).values():
+            groups.setdefault((a.factors["net"], a.factors["norm"]), []).append(a.factors["lr"])
+        assert all(len(v) == 3 for v in groups.values()), (budget, groups)
+        main = study.SETUP[budget]["main"]
+        assert {n for n, m in groups if m == "WN+MOBN"} == {main}  # WN+MOBN on the main net only
