@@ -9,7 +9,7 @@ from types import ModuleType
 import numpy as np
 import pandas as pd
 
-from oplab import kit
+from oplab import kit, schema
 from oplab import plan as planning
 
 
@@ -27,7 +27,8 @@ def table(study: ModuleType, values: Callable[[dict, int, np.random.Generator], 
     for seed in seeds:
         for name, arm in arms.items():
             row = {"arm": name, "seed": seed, "block": "verdict", "budget": budget, "key": f"{name}:{seed}",
-                   "status": "ok", "diverged_step": None, **arm.factors}
+                   "status": "ok", "diverged_step": None, **arm.factors,
+                   **dict.fromkeys(schema.FINAL, np.nan)}  # as report.frame: every declared metric a column
             row.update(values(dict(arm.factors), seed, rng))
             rows.append(row)
     return pd.DataFrame(rows)
