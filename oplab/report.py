@@ -773,7 +773,9 @@ def pair_note(results_dir: Path, verdicts: list[dict], pair: tuple[str, Path, di
     if not found:
         return (f"The {other} budget's report ({link}) has not been built yet: the scorecard's \"at {other}\" column "
                 "says so for every study.")
-    return (f"Beside each study's word, its word at the {other} budget, linked to that page ({len(found)} of "
+    here = {v["study"] for v in verdicts}
+    n = len(here & set(found))
+    return (f"Beside each study's word, its word at the {other} budget, linked to that page ({n} of "
             f"{len(verdicts)} studies have a {other} report; index: [{link}]({link})); the forest plot draws both "
             "budgets, so an effect's move with scale shows on its line.")
 
