@@ -349,6 +349,10 @@ def figures(t, curves, ctx):
     plots.curves(a2, ev, "step", "test_err_pct", "method", "fine-tuning update", "test error (%)",
                  "Fine-tuning: test error", hue_order=ORDER)
     a2.set_ylim(bottom=0)
+    if a1.get_legend() is not None:  # one legend for both panels, outside the data
+        a1.get_legend().remove()
+    if a2.get_legend() is not None:
+        a2.legend(title=None, fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
     plots.caption(fig, plots.BAND_LABEL + "; depth 3 (shallow: 1 layer); pre-training updates come before update 0 "
                   "and are not drawn; none and shallow (compute-matched) fine-tune for as many more updates")
 

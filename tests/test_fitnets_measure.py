@@ -4,12 +4,17 @@ a mark is the baseline's best accuracy, and a grown net that never reaches it co
 import numpy as np
 import pandas as pd
 
-from oplab import kit
+from oplab import kit, schema
 from studies import fitnets as study
 
 S = study.SETUP["quick"]
 T, N, E = S["steps"], S["more_steps"], S["eval_every"]
 NEVER = T + N + E
+
+
+def frame(rows: list[dict]) -> pd.DataFrame:
+    """The rows as report.frame gives them: every declared final metric a column (NaN where unmeasured)."""
+    return pd.DataFrame([{**dict.fromkeys(schema.FINAL, float("nan")), **r} for r in rows])
 
 
 def _rows(seed, curves):
@@ -40,7 +45,7 @@ def test_marks_count_the_teachers_updates_and_never():
          "dn": _curve(0, [0.95, 0.95])}
     rows, evs = _rows(0, c)
     ctx = kit.Context("quick", (0,), "verdict", S)
-    t = study.measure(pd.DataFrame(rows), {"eval": pd.DataFrame(evs)}, ctx).set_index("arm")
+    t = study.measure(frame(rows), {"eval": pd.DataFrame(evs)}, ctx).set_index("arm")
     assert t.loc["wn", "total_updates"] == T + N and t.loc["wr", "total_updates"] == T + N
     assert t.loc["wr", "updates_to_random_best"] == 2 * E
     assert t.loc["wn", "updates_to_random_best"] == T + 2 * E
@@ -66,6 +71,6 @@ def test_a_grown_net_that_only_keeps_its_teachers_accuracy_fails_its_parts():
         rows += r
         evs += e
     ctx = kit.Context("quick", tuple(range(6)), "verdict", S)
-    t = study.measure(pd.DataFrame(rows), {"eval": pd.DataFrame(evs)}, ctx)
+    t = study.measure(frame(rows), {"eval": pd.DataFrame(evs)}, ctx)
     parts = {p.part: p.word for p in study.verdict(t, ctx) if "Net2Net" in p.part}
     assert len(parts) == 4 and set(parts.values()) == {"not reproduced"}, parts

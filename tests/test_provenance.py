@@ -107,7 +107,7 @@ def test_git_commit_is_asked_once_per_process(monkeypatch):
 
 def _valid(tmp_path) -> Path:
     path = tmp_path / "r.json"
-    records.save(_record(final={"test_err": 0.25, "steps": 12, "reached": None},
+    records.save(_record(final={"test_err": 0.25, "steps": 12, "target_step": None},
                          curves={"eval": {"step": [1, 2], "test_loss": [0.5, 0.4]}}, timings={"wall_s": 1.0}), path)
     return path
 
@@ -165,5 +165,5 @@ def test_a_valid_record_loads_with_none_finals_and_its_digest_is_its_files(tmp_p
 
     path = _valid(tmp_path)
     rec = records.load(path, "k")
-    assert rec.final["reached"] is None and rec.final["test_err"] == 0.25
+    assert rec.final["target_step"] is None and rec.final["test_err"] == 0.25
     assert records.digest(rec) == hashlib.sha256(path.read_bytes()).hexdigest()

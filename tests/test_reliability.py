@@ -69,12 +69,12 @@ def test_errored_records_are_retried_but_divergences_are_not(tmp_path, monkeypat
             raise RuntimeError("boom")
         return real(s, *a)
 
-    monkeypatch.setattr(runner, "_run_spec", flaky)
+    monkeypatch.setattr(job, "_run_spec", flaky)
     recs = runner.run([ok, div], tmp_path, Runtime(), progress=False)
     assert recs[ok.key].status == "error" and recs[ok.key].error["message"] == "boom"
     assert recs[div.key].status == "diverged"
     calls = []
-    monkeypatch.setattr(runner, "_run_spec", lambda s, *a: calls.append(s.arm) or real(s, *a))
+    monkeypatch.setattr(job, "_run_spec", lambda s, *a: calls.append(s.arm) or real(s, *a))
     again = runner.run([ok, div], tmp_path, Runtime(), progress=False)
     assert calls == ["ok"] and again[ok.key].status == "ok" and again[div.key].status == "diverged"
 
