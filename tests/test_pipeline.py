@@ -39,9 +39,11 @@ def test_the_tuned_arms_are_chosen_by_the_one_rule():
     assert planning.fit("diverged", 0.5) == float("inf") and planning.fit("ok", None) == float("inf")
 
 
-def test_long_is_quick_for_a_study_without_a_long_setup(tmp_path, capsys):
+def test_long_is_quick_for_a_study_without_a_long_setup(tmp_path, capsys, monkeypatch):
     from oplab import cli
 
+    monkeypatch.setattr(tinystudy, "SETUP", {k: v for k, v in tinystudy.SETUP.items() if k != "long"})
+    monkeypatch.setattr(tinystudy, "SEEDS", {k: v for k, v in tinystudy.SEEDS.items() if k != "long"})
     assert not planning.has_budget(tinystudy, "long") and planning.has_budget(tinystudy, "quick")
     code = cli.main([tinystudy], ["--budget", "long", "--results", str(tmp_path / "long"), "--no-progress"])
     assert code == 0 and "tiny: long = quick" in capsys.readouterr().err

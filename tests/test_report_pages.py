@@ -105,7 +105,8 @@ def test_a_study_whose_measures_need_the_failed_trials_values_reads_inconclusive
     bad = InitConfig("lsuv", {"tmax": -1})
     broken.arms = lambda budget: {n: kit.Arm(a.trial.__class__(**{**a.trial.__dict__, "init": bad}), a.factors)
                                   for n, a in tinystudy.arms(budget).items()}
-    broken.measure = lambda df, curves, ctx: df.assign(per_step=df["steps"])  # 'steps' exists only if one finished
+    # n_params is in a record's extra only if its trial trained
+    broken.measure = lambda df, curves, ctx: df.assign(per_step=df["extra"].map(lambda e: e["n_params"]))
     code = cli.main([broken], ["--budget", "smoke", "--seeds", "2", "--jobs", "1", "--no-progress", "--results",
                                str(tmp_path)])
     assert code == 1 and "Traceback" not in capsys.readouterr().err

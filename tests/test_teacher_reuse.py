@@ -160,7 +160,7 @@ def test_hint_stage_trains_only_the_guided_half_and_lowers_the_hint_loss():
     s = student("hints", distill=DistillConfig("hints", hint_steps=40))
     from oplab import data as datalib
     from oplab import models, norms
-    from oplab.train import load_teacher
+    from oplab.datatask import load_teacher
 
     data = datalib.load(s.data)
     teacher = load_teacher(s.teacher, data, state, torch.device("cpu"))
