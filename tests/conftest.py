@@ -29,3 +29,20 @@ def tiny_trial(**changes) -> Trial:
 @pytest.fixture
 def trial() -> Trial:
     return tiny_trial()
+
+
+def kill_mid_run(cmd: list[str], out, env: dict, cwd, timeout: float) -> None:
+    """Start `cmd` (a run writing into `out`), SIGKILL its process group once 3 tiny-study records are
+    stored (or after `timeout` seconds), and wait for it: a run killed half-way."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    deadline = time.time() + timeout
+    while len(list((out / "tiny" / "trials").glob("*.json"))) < 3 and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()

@@ -5,14 +5,13 @@ folder. The long tier is built over several sittings, so this is what makes its 
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from oplab import cli
 from tests import tinystudy
+from tests.conftest import kill_mid_run
 
 ROOT = Path(__file__).resolve().parents[1]
 SAME = ("config", "seed", "budget", "study", "version", "key", "status", "diverged_step", "final", "curves", "extra")
@@ -64,13 +63,7 @@ def test_a_long_run_killed_mid_run_and_started_again_matches_an_uninterrupted_on
     ref, out = tmp_path / "ref", tmp_path / "killed"
     cmd = [sys.executable, "-m", "tests.tinystudy"]
     subprocess.run([*cmd, *long_args(ref)], cwd=ROOT, env=env, check=True, capture_output=True)
-    p = subprocess.Popen([*cmd, *long_args(out)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 180
-    while len(list((out / "tiny" / "trials").glob("*.json"))) < 3 and time.time() < deadline:
-        time.sleep(0.02)
-    os.killpg(p.pid, signal.SIGKILL)
-    p.wait()
+    kill_mid_run([*cmd, *long_args(out)], out, env, ROOT, timeout=180)
     n = 2 * tinystudy.SEEDS["long"] * len(tinystudy.arms("long"))
     assert 3 <= len(trials(out)) < n, "the kill must land mid-run"
     assert not (out / "tiny" / "verdict.json").exists()

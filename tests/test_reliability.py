@@ -20,7 +20,7 @@ from oplab import plan as planning
 from oplab.config import override
 from oplab.train import Runtime
 from tests import tinystudy
-from tests.conftest import tiny_trial
+from tests.conftest import kill_mid_run, tiny_trial
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -178,13 +178,7 @@ def test_a_killed_run_keeps_every_finished_trial_and_ends_with_the_same_verdict(
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TINY_EPOCHS": "6"}
     ref, out = tmp_path / "ref", tmp_path / "killed"
     subprocess.run(_cmd(ref, "--no-progress"), cwd=ROOT, env=env, check=True, capture_output=True)
-    p = subprocess.Popen(_cmd(out, "--no-progress"), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 120
-    while len(list((out / "tiny" / "trials").glob("*.json"))) < 3 and time.time() < deadline:
-        time.sleep(0.05)
-    os.killpg(p.pid, signal.SIGKILL)
-    p.wait()
+    kill_mid_run(_cmd(out, "--no-progress"), out, env, ROOT, timeout=120)
     kept = records(out)
     assert 3 <= len(kept) < 10
     assert all(json.loads(data)["status"] == "ok" for data in kept.values())  # every record whole, none half-written
