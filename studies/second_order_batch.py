@@ -22,9 +22,9 @@ full-batch step most lowers the full-batch training loss at the judged states on
 and 1001 (the damping a full-batch second-order method would be tuned to): c = 0.001 (mean loss
 change over updates 100 and 200 -0.037 nats, against +0.004 at 0.0001, -0.026 at 0.01 and -0.017
 at 0.1; at update 200 alone, the judged state now, also 0.001: -0.035 against -0.032, -0.020 and
--0.014; inside the grid), fixed before any verdict seed was run. (A first grid without 0.0001 chose 0.001 at its edge; the
-grid was widened by one level on that side.) The other dampings are shown in a table (heavy
-damping turns the step into a scaled gradient).
+-0.014; inside the grid), fixed before any verdict seed was run. (A first grid without 0.0001
+chose 0.001 at its edge; the grid was widened by one level on that side.) The other dampings are
+shown in a table (heavy damping turns the step into a scaled gradient).
 
 Measurement (the `gn_noise` monitor): the monitor's probe batch is the whole training split (the
 trial's batch is the split), so at the states GD visits (updates 0 and 200) it has the

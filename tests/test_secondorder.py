@@ -78,9 +78,9 @@ def test_ggn_of_an_mlp_is_jacobian_transpose_output_hessian_jacobian():
     idx = torch.tensor([0, 3, 5, 7, 11])
     want = torch.zeros(len(theta), len(theta), dtype=torch.float64)
     for i in idx.tolist():
-        j = jacobian(lambda th: f(th, x[i : i + 1]).squeeze(0), theta)  # (C, P)
+        j = jacobian(lambda th, i=i: f(th, x[i : i + 1]).squeeze(0), theta)  # (C, P)
         z = f(theta, x[i : i + 1]).detach().squeeze(0)
-        hz = hessian(lambda zz: F.cross_entropy(zz.unsqueeze(0), y[i : i + 1]), z)
+        hz = hessian(lambda zz, i=i: F.cross_entropy(zz.unsqueeze(0), y[i : i + 1]), z)
         want += j.T @ hz @ j
     torch.testing.assert_close(secondorder.ggn(m, idx), want / len(idx))
     full = hessian(lambda th: F.cross_entropy(f(th, x), y), theta)
