@@ -50,7 +50,7 @@ method's damping or rate tuned per batch size). It needs a closure-based optimiz
 loop (the step above taken as an update) and, with the exact G, about 0.5 ms of CPU per example
 processed at this size, which the quick budget cannot hold; it is left for a long tier.
 
-Budgets. smoke: 64 training sequences, 20 updates, B = 8 only, 2 seeds (well under a second each).
+Budgets. smoke: 128 training sequences, 20 updates, B in {8, 32}, 2 seeds (well under a second each).
 quick: as above, 5 verdict + 5 replication seeds, about 0.4-0.9 s of monitor time a state (two
 states a trial). A first run monitored three states (updates 0, 100, 200) and recorded 66 s of
 trial time for the 10 trials (14 s of it the first trial's generation of mnist1d, once a worker
@@ -89,7 +89,7 @@ def _setup(data, n, steps, monitor_every, sizes, lr=1.0, width=4, damping=1e-3):
             "model": ModelConfig("mlp", 1, width, "tanh"), "damping": damping}
 
 
-SETUP = {"smoke": _setup(DataConfig("mnist1d", n_train=64, n_test=100), 64, 20, 10, (8,)),
+SETUP = {"smoke": _setup(DataConfig("mnist1d", n_train=128, n_test=100), 128, 20, 20, (8, 32)),
          "quick": _setup(DataConfig("mnist1d", n_train=1000, n_test=500), 1000, 200, 200, (8, 32, 128))}
 SETUP["full"] = SETUP["quick"]
 
