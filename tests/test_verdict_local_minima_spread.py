@@ -2,8 +2,6 @@
 across seeds falls with width ("yes"), rises ("no"), or stays the same ("unclear"); the verdict forms
 its blocks of 4 seeds from them (tests/test_local_minima_spread_unit.py checks the blocks' numbers)."""
 
-import numpy as np
-
 from studies import local_minima_spread as study  # noqa: F401 (tests/test_verdicts.py reads it)
 
 PARTS = ["(a) spread of the final test loss falls with width", "(b) spread of the final training loss falls with width"]
