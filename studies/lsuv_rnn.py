@@ -17,10 +17,10 @@ memory; the read-out's output variance is then set to 1 (LSUV's own rule; the au
 include the read-out). Variances are over every element (example, step, unit), LSUV's variance of
 the whole output blob. On the temporal-order task the orthogonal start has Var(u) = 0.02 (a one-hot
 input picks a unit-norm column of W_xh across 50 units): LSUV multiplies W_xh by about 5, and W_hh
-by about 1.17 (its spectral radius 1 -> 1.17, tanh's saturation keeping Var(r) below
-radius^2 Var(h)). Comparators: `rnn_orthogonal` (W_xh, W_hh, read-out orthogonal, gain 1: Saxe et
+by about 1.15 (its spectral radius 1 -> 1.15-1.16 in the records' tables, tanh's saturation keeping
+Var(r) below radius^2 Var(h)). Comparators: `rnn_orthogonal` (W_xh, W_hh, read-out orthogonal, gain 1: Saxe et
 al. 2013; Var(a) about 0.1 here) and `rnn_glorot` (all three Glorot-uniform: Glorot & Bengio 2010;
-W_hh's spectral radius about 1, its norm about 1.9). Each initializer sets every weight of the net,
+W_hh's spectral radius about 1.07, its norm about 1.9). Each initializer sets every weight of the net,
 so the three arms differ only in the init.
 
 Task and training (the temporal-order problem of studies/clipping_cliffs.py: Hochreiter &
@@ -85,6 +85,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from oplab import cli, kit, plots, stats
 from oplab.config import DataConfig, InitConfig, ModelConfig, OptimConfig, Trial
@@ -261,6 +262,10 @@ def figures(t, curves, ctx):
     parts = verdict(t, ctx)
     plots.parts(a3, parts[1:], ["vs orthogonal", "vs Xavier"], "other init's / LSUV's final test loss",
                 "Parts (b) and (c)", logy=True)
+    # ticks at powers of 2 only: the default minor labels (0.8, 0.9, 1) collide
+    a3.yaxis.set_major_locator(LogLocator(base=2))
+    a3.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    a3.yaxis.set_minor_formatter(NullFormatter())
     plots.caption(fig, f"tanh RNN, {HIDDEN} units, temporal order of length {s['length']}, SGD batch {BATCH}, "
                        f"norm clipping at {THRESHOLD:g}, each init at its chosen rate; {plots.BAND_LABEL}; dotted: "
                        "ln 4, chance. Right: per seed, the other init's final test loss over LSUV's (log scale); "
