@@ -56,8 +56,7 @@ What the tuning seeds showed while the budgets were set (tuning seeds only; scan
 length 20, rates 0.1, 0.3, 1, seeds 1000-1001, and of 600 updates at length 40, rates 0.01-1, seed
 1000, both with 5,000 training sequences): at length 20 every init learns the task within 100 updates
 at its best rate; at length 40 orthogonal (0.1) and Xavier (0.1) reached 0% test error within 600
-updates while LSUV stayed at chance, about ln 4, at every rate from 0.01 to 1 (and its updates ran about
-twice as slowly as the others' there).
+updates while LSUV stayed at chance, about ln 4, at every rate from 0.01 to 1.
 
 Budgets (compute: trial seconds summed over tuning, verdict and replication seeds, from the records;
 the machine was shared with six other runs, load average 10-14 on 2 cores, which inflates them 3-4x).
