@@ -8,11 +8,11 @@ reads the stored records only.
 Importing the package imports `oplab.data` (image datasets) and `oplab.tasks`
 (synthetic tasks), so every dataset is in `oplab.dataset.DATASETS` whenever
 anything in oplab is imported, and `oplab.pretrain`, so that the greedy pre-training
-initializer is in `oplab.init.INITS`, and `oplab.layerstats`, `oplab.probes` and `oplab.secondorder`, whose
-monitors register into `oplab.monitors.MONITORS`.
+initializer is in `oplab.init.INITS`, and `oplab.layerstats`, `oplab.probes`, `oplab.secondorder` and
+`oplab.init_rnn` (RNN initializers), whose monitors register into `oplab.monitors.MONITORS`.
 """
 
 __version__ = "0.1.0"
 
 # register every dataset, initializer, monitor and model
-from oplab import data, dynamics, layerstats, pretrain, probes, secondorder, tasks  # noqa: E402,F401
+from oplab import data, dynamics, init_rnn, layerstats, pretrain, probes, secondorder, tasks  # noqa: E402,F401
