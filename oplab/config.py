@@ -165,6 +165,16 @@ class DistillConfig(_Checked):
 
 
 @dataclass(frozen=True)
+class CriticalConfig(_Checked):
+    """Critical points around a run (oplab.critical): the full-split objective and its gradient norm at
+    each evaluation, and after the last update a search for a critical point from the trained weights."""
+
+    name: str = "none"  # a search in oplab.critical.SEARCHES; none = off
+    eigenvalues: bool = True  # the Hessian's extreme eigenvalues at the point found (Lanczos)
+    options: Options = field(default_factory=tuple)  # the search's own (e.g. iters, history, tol)
+
+
+@dataclass(frozen=True)
 class Trial(_Checked):
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -188,6 +198,7 @@ class Trial(_Checked):
     # the budget is then in epochs (steps = 0) and evaluation happens once an epoch
     batch_growth: float = 1.0
     batch_every: float = 0.0  # 0 = the batch size never changes
+    critical: CriticalConfig = field(default_factory=CriticalConfig)  # oplab.critical; off by default
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -280,7 +291,8 @@ def stable_hash(obj: Any, n: int = 16) -> str:
 
 # Trial fields added after records were first stored: at their default they are left out of
 # the key, so that every record stored before they existed keeps its key
-_LATER_FIELDS = {"distill": DistillConfig(), "teacher": None, "batch_growth": 1.0, "batch_every": 0.0}
+_LATER_FIELDS = {"distill": DistillConfig(), "teacher": None, "batch_growth": 1.0, "batch_every": 0.0,
+                 "critical": CriticalConfig()}
 
 
 def key_dict(trial: Trial) -> dict[str, Any]:

@@ -155,7 +155,7 @@ def check_trial(trial: Trial, where: str = "") -> None:
     """Raise ValueError, before any training, for a name no registry knows or an option its
     builder does not take (model, activation, initializer, normalizer, optimizer, schedule,
     monitors, dataset), or a batch larger than the training split; the teacher too."""
-    from oplab import init, models, monitors, norms, optim, tasks
+    from oplab import critical, init, models, monitors, norms, optim, tasks
     from oplab.dataset import DATASETS
     from oplab.registry import check_kwargs
 
@@ -178,6 +178,9 @@ def check_trial(trial: Trial, where: str = "") -> None:
             raise ValueError(f"clip {trial.optim.clip!r} is not valid; valid: {', '.join(optim.CLIPS)}")
         for m in trial.monitors:
             monitors.MONITORS[m]
+        if trial.critical.name != "none":
+            check_kwargs(critical.SEARCHES[trial.critical.name], trial.critical.opts,
+                         f"critical-point search {trial.critical.name!r}")
     except KeyError as err:  # an unknown name: the registry's message lists the valid ones
         raise ValueError(f"{what}{err}") from None
     except ValueError as err:

@@ -32,6 +32,17 @@ FINAL: dict[str, tuple[str, str]] = {
     "advances": ("count", "times the curriculum advanced"),
     "char_acc": ("fraction", "answer characters right with teacher forcing, test set at the target"),
     "seq_acc": ("fraction", "answers right in every character, greedy decoding, test set at the target"),
+    # Trial.critical (oplab.critical): the objective is the mean loss over the train split + wd/2 ||theta||^2
+    "end_objective": (LOSS, "the objective over the whole train split at the trained weights"),
+    "end_grad_norm": ("L2 norm", "the norm of the objective's gradient (whole train split) at the trained weights"),
+    "train_distance": ("L2 norm", "||theta_trained - theta_init|| over the trainable parameters"),
+    "cp_objective": (LOSS, "the objective at the point the critical-point search found from the trained weights"),
+    "cp_train_loss": (LOSS, "the mean training loss (no weight-decay term) at that point"),
+    "cp_grad_norm": ("L2 norm", "the norm of the objective's gradient at that point"),
+    "cp_distance": ("L2 norm", "||theta_found - theta_trained||"),
+    "cp_evals": ("count", "function evaluations the search made"),
+    "cp_min_eig": ("curvature", "the smallest eigenvalue of the objective's Hessian at that point"),
+    "cp_max_eig": ("curvature", "the largest eigenvalue of the objective's Hessian at that point"),
 }
 
 # curve tables: name -> {column: unit}; every table has "step" (updates). The "monitor" table's other
@@ -39,12 +50,17 @@ FINAL: dict[str, tuple[str, str]] = {
 CURVES: dict[str, dict[str, str] | None] = {
     "eval": {"step": "updates", "epoch": "passes over the train split", "train_loss_running": LOSS,
              "test_loss": LOSS, "test_acc": "fraction", "ema_test_loss": LOSS, "level": "difficulty",
-             "lr": "learning rate", "test_char_acc": "fraction", "test_seq_acc": "fraction"},
+             "lr": "learning rate", "test_char_acc": "fraction", "test_seq_acc": "fraction",
+             "objective_full": LOSS + ", + wd/2 ||theta||^2, whole train split (Trial.critical)",
+             "grad_norm_full": "L2 norm of the objective's gradient, whole train split (Trial.critical)"},
     "log": {"step": "updates", "batch_loss": LOSS, "grad_norm": "L2 norm before clipping",
             "batch_size": "examples", "level": "difficulty", "mean_difficulty": "difficulty"},
     "check": {"step": "updates", "level": "difficulty", "val_acc": "fraction", "train_acc": "fraction",
               "advanced": "bool"},
     "monitor": None,  # step, then each monitor's own names
+    # Trial.critical's search from the trained weights: "step" counts its function evaluations, not updates
+    "search": {"step": "function evaluations of the search", "objective": LOSS + ", + wd/2 ||theta||^2",
+               "grad_norm": "L2 norm of the objective's gradient"},
 }
 
 

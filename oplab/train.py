@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from oplab import distill, monitors, optim, seeds
+from oplab import critical, distill, monitors, optim, seeds
 from oplab.averaging import Averaging
 from oplab.config import Trial, to_dict
 from oplab.datatask import DatasetTask
@@ -134,6 +134,7 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float,
     kd = (distill.KD(task.teacher, trial.distill, total_steps)
           if task.teacher is not None and trial.distill.name != "none" else None)
     mon = monitors.Recorder(trial, total_steps, task.eval_every, task.loss_fn, *task.probe) if trial.monitors else None
+    crit = critical.Probe(trial, task) if trial.critical.name != "none" else None
 
     # train_loss_running: mean minibatch loss over the updates since the previous evaluation (None at
     # step 0, before any update); the full-split training loss is measured once, at the end
@@ -144,6 +145,8 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float,
         row = task.eval_row(model, step, train_loss, opt)
         if ema is not None:
             row.update(ema.eval_row(task))
+        if crit is not None:
+            row.update(crit.eval_row(model))
         for k, v in row.items():
             eval_curve.setdefault(k, []).append(v)
 
@@ -222,11 +225,15 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float,
             status, diverged_step = "diverged", total_steps
     steps_done = max(0, diverged_step - 1) if diverged_step is not None else total_steps
     final: dict = {"steps": steps_done, "clipped_steps": clipped, **task.final_counts(steps_done)}
+    search: dict = {}
     if status == "ok":
         final.update(task.final_metrics(eval_curve, end))
         if ema is not None:
             final["ema_test_loss"] = eval_curve["ema_test_loss"][-1]
-    curves = {"eval": eval_curve, "log": log_curve, **task.curves()}
+        if crit is not None:  # a search for a critical point from the trained weights
+            found, search = crit.end(model)
+            final.update(found)
+    curves = {"eval": eval_curve, "log": log_curve, **task.curves(), **({"search": search} if search else {})}
     if mon is not None:
         curves["monitor"] = mon.curve
     wall = time.perf_counter() - t_start
