@@ -291,6 +291,9 @@ class Verdict:
         return d
 
 
+ROUNDING = 1e-9  # relative: an interval end this close to a boundary is on it (float rounding)
+
+
 def decide(ci: tuple[float, float], above: float | None = None, below: float | None = None,
            test: Test | None = None) -> str:
     """The word for a part: reproduced when the whole interval is on the claimed side (inside the
@@ -300,12 +303,17 @@ def decide(ci: tuple[float, float], above: float | None = None, below: float | N
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return "inconclusive"
     test = test or as_test(above, below)
+
+    def gt(x: float, t: float) -> bool:  # beyond t by more than rounding: seeds that all count as the
+        return x > t and not np.isclose(x, t, rtol=ROUNDING, atol=0.0)  # threshold (exp(log(t)) != t) never pass
+
     if test.above is not None:
-        return "reproduced" if lo > test.above else "not reproduced" if hi <= test.above else "inconclusive"
+        return "reproduced" if gt(lo, test.above) else "not reproduced" if not gt(hi, test.above) else "inconclusive"
     if test.below is not None:
-        return "reproduced" if hi < test.below else "not reproduced" if lo >= test.below else "inconclusive"
+        return "reproduced" if gt(test.below, hi) else "not reproduced" if not gt(test.below, lo) else "inconclusive"
     a, b = test.within
-    return "reproduced" if a < lo and hi < b else "not reproduced" if hi <= a or lo >= b else "inconclusive"
+    return ("reproduced" if gt(lo, a) and gt(b, hi) else "not reproduced" if not gt(hi, a) or not gt(b, lo)
+            else "inconclusive")
 
 
 def word_for(ci: tuple[float, float], n_seeds: int, above: float | None = None,

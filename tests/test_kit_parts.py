@@ -245,3 +245,20 @@ def test_an_arm_factor_that_restates_a_setting_must_agree_with_the_trial():
     kit.Arm(trial, {"lr": 0.1})
     with pytest.raises(ValueError, match="disagrees"):
         kit.Arm(trial, {"lr": 0.2})
+
+
+@pytest.mark.parametrize("threshold", [100.0, 3.0, 0.1, 7.3])
+@pytest.mark.parametrize("side", ["above", "below"])
+def test_every_seed_failed_on_the_log_scale_is_never_reproduced(threshold, side):
+    """Every seed failed, so every seed counts as the threshold; on the log scale the interval is
+    exp(mean(log t)), which float rounding can put a hair past t (exp(log(100)) = 100.00000000000004):
+    that must not read as clearing the threshold."""
+    n = 6
+    t = two_arms([1.0] * n, [1.0] * n, status_a=["diverged"] * n)
+    r = kit.ratio(t, "x", {"m": "a"}, {"m": "b"}, part="p", claim="c", **{side: threshold})
+    m = kit.mean(t[t["m"] == "a"], "x", part="p", claim="c", unit="u", what="w", scale="log",
+                 **{side: threshold})
+    for v in (r, m):
+        assert v.word == "not reproduced", (v.effect, v.ci, v.word)
+    assert stats.decide((np.exp(np.log(100.0)),) * 2, above=100.0) == "not reproduced"
+    assert stats.decide((100.0 * (1 + 1e-6), 101.0), above=100.0) == "reproduced"
