@@ -15,4 +15,4 @@ monitors register into `oplab.monitors.MONITORS`.
 __version__ = "0.1.0"
 
 # register every dataset, initializer, monitor and model
-from oplab import data, dynamics, layerstats, pretrain, probes, tasks  # noqa: E402,F401
+from oplab import data, dynamics, layerstats, pretrain, probes, recurrent, tasks  # noqa: E402,F401
