@@ -130,8 +130,8 @@ def test_bn_lstm_equals_a_reference_built_from_batchnorm1d_in_training_and_at_te
 
 def test_bn_lstm_gradients_match_finite_differences():
     torch.manual_seed(4)
-    model = NormLSTM(2, 3, 2, 4, norm="batch", gamma=0.5).double()
-    x = torch.randn(6, 4, 2, dtype=torch.double)
+    model = NormLSTM(2, 2, 2, 3, norm="batch", gamma=0.5).double()
+    x = torch.randn(5, 3, 2, dtype=torch.double)
     params = [p for p in model.parameters()]
 
     def f(*ps):
