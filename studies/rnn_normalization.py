@@ -55,7 +55,7 @@ shown, not judged.
 
 Budgets (compute: the records' summed wall time with replication; the machine was shared with
 other training processes, so these read 2-3x an idle machine's):
-- smoke: the temporal-order task of length 10 (oplab.tasks; instant to generate), 4 units, 6
+- smoke: the temporal-order task of length 10 (oplab.tasks; instant to generate), 4 units, 4
   updates; plumbing only.
 - quick: 10 steps of 4 values, 100 updates (2.5 epochs), the target 1.5 nats; 2 + 5 + 5 seeds
   (tuning, verdict, replication) x 3 arms, the tuning seeds at 3 rates each. The target: on tuning
@@ -118,8 +118,8 @@ def _setup(data: DataConfig, width: int, chunk: int, steps: int, eval_every: int
 
 
 SETUP = {
-    "smoke": _setup(DataConfig("temporal_order", options={"length": 10, "n_train": 200, "n_test": 100}), 4, 1, 6,
-                    3, 1.0, lrs=[0.03], batch=50),
+    "smoke": _setup(DataConfig("temporal_order", options={"length": 10, "n_train": 100, "n_test": 50}), 4, 1, 4,
+                    2, 1.0, lrs=[0.03], batch=50),
     "quick": _setup(DataConfig("mnist1d", n_test=500), 32, 4, 100, 10, 1.5),
     "full": _setup(DataConfig("mnist"), 100, 28, 20000, 500, 0.3),
 }
