@@ -9,10 +9,11 @@ Importing the package imports `oplab.data` (image datasets) and `oplab.tasks`
 (synthetic tasks), so every dataset is in `oplab.dataset.DATASETS` whenever
 anything in oplab is imported, and `oplab.pretrain`, so that the greedy pre-training
 initializer is in `oplab.init.INITS`, and `oplab.layerstats`, `oplab.probes`, `oplab.secondorder` and
-`oplab.init_rnn` (RNN initializers), whose monitors register into `oplab.monitors.MONITORS`.
+`oplab.init_rnn` (RNN initializers), whose monitors register into `oplab.monitors.MONITORS`, and
+`oplab.recurrent`, whose normalized LSTM registers as a model.
 """
 
 __version__ = "0.1.0"
 
 # register every dataset, initializer, monitor and model
-from oplab import data, dynamics, init_rnn, layerstats, pretrain, probes, secondorder, tasks  # noqa: E402,F401
+from oplab import data, dynamics, init_rnn, layerstats, pretrain, probes, recurrent, secondorder, tasks  # noqa: E402,F401
