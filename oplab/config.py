@@ -199,6 +199,11 @@ class Trial(_Checked):
     batch_growth: float = 1.0
     batch_every: float = 0.0  # 0 = the batch size never changes
     critical: CriticalConfig = field(default_factory=CriticalConfig)  # oplab.critical; off by default
+    # scarce labels (oplab.labels): the loop trains on a class-stratified subset of `labeled` examples of
+    # the train split, drawn per seed, less `val_labeled` of them held out as a validation split; a
+    # training initializer (greedy pre-training) still sees the whole split, its other labels hidden
+    labeled: int = 0  # 0 = every example is labeled (no subset, no validation split)
+    val_labeled: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -209,6 +214,12 @@ class Trial(_Checked):
         if self.grows_batch and self.steps:
             raise ValueError("a Trial whose batch grows (batch_every > 0, batch_growth > 1) counts its budget "
                              "in epochs: set steps = 0")
+        if self.labeled < 0 or not 0 <= self.val_labeled < max(1, self.labeled):
+            raise ValueError(f"Trial needs labeled >= 0 and 0 <= val_labeled < labeled (val_labeled = 0 when "
+                             f"labeled = 0), got labeled={self.labeled}, val_labeled={self.val_labeled}")
+        if self.labeled and self.batch_size > self.labeled - self.val_labeled:
+            raise ValueError(f"batch size {self.batch_size} is larger than the {self.labeled - self.val_labeled} "
+                             "labeled training examples (Trial.labeled less val_labeled)")
         if self.distill.name != "none" and self.teacher is None:
             raise ValueError(f"distill method {self.distill.name!r} needs a teacher trial (Trial.teacher)")
         if self.teacher is not None and self.teacher.data != self.data:
@@ -292,7 +303,7 @@ def stable_hash(obj: Any, n: int = 16) -> str:
 # Trial fields added after records were first stored: at their default they are left out of
 # the key, so that every record stored before they existed keeps its key
 _LATER_FIELDS = {"distill": DistillConfig(), "teacher": None, "batch_growth": 1.0, "batch_every": 0.0,
-                 "critical": CriticalConfig()}
+                 "critical": CriticalConfig(), "labeled": 0, "val_labeled": 0}
 
 
 def key_dict(trial: Trial) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from oplab import data as datalib
-from oplab import distill, models, norms, seeds
+from oplab import distill, labels, models, norms, seeds
 from oplab import init as initlib
 from oplab.config import Trial
 from oplab.growth import batch_plan
@@ -79,6 +79,11 @@ class DatasetTask:
     def __init__(self, trial: Trial, seed: int, runtime, device: torch.device, teacher_state: dict | None):
         self.trial = trial
         data = self.data = datalib.load(trial.data, device, runtime.data_dir, runtime.download)
+        pool, self.val = (data.x_train, data.y_train), None  # what a training initializer sees; a validation split
+        if trial.labeled:  # scarce labels (oplab.labels): the loop sees the seed's labeled subset only
+            scarce = labels.split(data, trial.labeled, trial.val_labeled, seed)
+            data = self.data = scarce.train
+            pool, self.val = scarce.pool, scarce.val
         n = self.n = len(data.x_train)
         if trial.batch_size > n:
             raise ValueError(f"batch size {trial.batch_size} is larger than the {n} training examples")
@@ -109,8 +114,7 @@ class DatasetTask:
         self.extra: dict = {"n_params": models.n_params(model)}
         if self.teacher is not None:
             self.extra["teacher_params"] = sum(p.numel() for p in self.teacher.parameters())
-        self.init_report = initlib.apply(model, trial.init, fixed_x, train=(data.x_train, data.y_train), seed=seed,
-                                         teacher=self.teacher)
+        self.init_report = initlib.apply(model, trial.init, fixed_x, train=pool, seed=seed, teacher=self.teacher)
         if self.init_report:
             self.extra["init"] = self.init_report
         if trial.norm.name.startswith("weight") and trial.norm.data_init:
@@ -151,6 +155,9 @@ class DatasetTask:
         row = {"step": step, "epoch": epoch, "train_loss_running": train_loss, "test_loss": ev["loss"]}
         if "acc" in ev:
             row["test_acc"] = ev["acc"]
+        if self.val is not None:
+            ev = evaluate(model, *self.val, self.data.task)
+            row.update({"val_loss": ev["loss"], **({"val_acc": ev["acc"]} if "acc" in ev else {})})
         return row
 
     # --- after the loop
@@ -170,6 +177,10 @@ class DatasetTask:
         if "test_acc" in eval_curve:
             out["test_acc"] = eval_curve["test_acc"][-1]
             out["test_err"] = 1.0 - out["test_acc"]
+        if "val_loss" in eval_curve:
+            out.update(val_loss=eval_curve["val_loss"][-1], val_loss_min=min(eval_curve["val_loss"]))
+            if "val_acc" in eval_curve:
+                out["val_acc"] = eval_curve["val_acc"][-1]
         return out
 
     def curves(self) -> dict:

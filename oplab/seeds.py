@@ -21,6 +21,7 @@ OFFSETS = {
     "pretrain": 7_919,  # greedy layer-wise pre-training's batch order (oplab.pretrain)
     "hints": 20_011,  # FitNets' stage-1 batch order (oplab.distill)
     "net2net": 30_011,  # Net2Net's noise on grown weights (oplab.init)
+    "labels": 40_009,  # the labeled subset of a scarce-label trial and its validation part (oplab.labels)
 }
 
 

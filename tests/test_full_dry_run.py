@@ -56,9 +56,11 @@ def shrink(trial):
     teacher = shrink(trial.teacher) if trial.teacher is not None else None
     batch = trial.batch_size if FULL_BATCHES else min(trial.batch_size, SMALL_BATCH)
     growth = {"batch_every": 0.5} if trial.grows_batch else {}  # a grown batch within the two updates
+    # scarce labels off: the fake split lacks some classes for a stratified draw (tests/test_labels.py covers it)
+    scarce = {"labeled": 0, "val_labeled": 0}
     return dataclasses.replace(trial, data=d, init=init, distill=dist, teacher=teacher, batch_size=batch,
                                steps=0 if trial.grows_batch else 2, epochs=1, eval_every=1,
-                               monitor_every=1 if trial.monitors else 0, **growth)
+                               monitor_every=1 if trial.monitors else 0, **growth, **scarce)
 
 
 def code_path(trial) -> str:
