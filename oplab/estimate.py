@@ -83,6 +83,7 @@ def _shape(trial: Trial) -> tuple[tuple, int, int, int]:
 
 _SHAPES: dict[str, tuple] = {}  # data config repr -> shape (loading a dataset is the slow part)
 _COSTS: dict[str, Cost] = {}  # trial config repr -> its cost
+_UPDATES: dict[str, int] = {}  # (model, normalizer, batch, data shape) -> FLOPs of one update
 
 
 def _data_shape(trial: Trial) -> tuple[tuple, int, int, int]:
@@ -99,6 +100,33 @@ def _data_shape(trial: Trial) -> tuple[tuple, int, int, int]:
         return d.input_shape, d.out_dim, sizes[0], sizes[1]
     d = datalib.load(trial.data)
     return d.input_shape, d.out_dim, len(d.x_train), len(d.x_test)
+
+
+def _update_flops(trial: Trial, shape: tuple, out_dim: int) -> int:
+    """FLOPs of one update (forward and backward of a batch), counted on the meta device; the model
+    depends on the trial's model and normalizer only, so the count is cached by those, the batch size
+    and the data's shape (a study's arms differ mostly in rates and seeds)."""
+    key = repr((trial.model, trial.norm, trial.batch_size, shape, out_dim))
+    if key in _UPDATES:
+        return _UPDATES[key]
+    model, device = _build(trial, shape, out_dim)
+
+    def count(shape: tuple) -> int:
+        x = torch.zeros(trial.batch_size, *shape, device=device)
+        if out_dim > 1:
+            y = torch.zeros(trial.batch_size, dtype=torch.long, device=device)
+            return _count(model, lambda m: F.cross_entropy(m(x), y))
+        return _count(model, lambda m: m(x).float().square().mean())
+
+    if len(shape) == 2 and any(isinstance(m, torch.nn.RNNBase) for m in model.modules()) and shape[0] > 16:
+        # a recurrent model's FLOPs are linear in the sequence length: count two short ones and extend
+        # (exact, and a 200-step sequence would cost thousands of counted ops)
+        a, b = count((8, shape[1])), count((16, shape[1]))
+        update = a + (b - a) * (shape[0] - 8) // 8
+    else:
+        update = count(shape)
+    _UPDATES[key] = update
+    return update
 
 
 def trial_cost(trial: Trial) -> Cost:
@@ -120,22 +148,7 @@ def trial_cost(trial: Trial) -> Cost:
     shape, out_dim, n_full, n_test_full = _shape(trial)
     n = trial.data.n_train or n_full
     n_test = trial.data.n_test or n_test_full
-    model, device = _build(trial, shape, out_dim)
-
-    def count(shape: tuple) -> int:
-        x = torch.zeros(trial.batch_size, *shape, device=device)
-        if out_dim > 1:
-            y = torch.zeros(trial.batch_size, dtype=torch.long, device=device)
-            return _count(model, lambda m: F.cross_entropy(m(x), y))
-        return _count(model, lambda m: m(x).float().square().mean())
-
-    if len(shape) == 2 and any(isinstance(m, torch.nn.RNNBase) for m in model.modules()) and shape[0] > 16:
-        # a recurrent model's FLOPs are linear in the sequence length: count two short ones and extend
-        # (exact, and a 200-step sequence would cost thousands of counted ops)
-        a, b = count((8, shape[1])), count((16, shape[1]))
-        update = a + (b - a) * (shape[0] - 8) // 8
-    else:
-        update = count(shape)
+    update = _update_flops(trial, shape, out_dim)
     sizes = batch_plan(trial, n)
     steps = len(sizes) if sizes else (trial.steps or trial.epochs * (n // trial.batch_size))
     flops = update * (sum(sizes) / trial.batch_size if sizes else steps)

@@ -215,11 +215,8 @@ def write_study(study: ModuleType, plan, recs: dict[str, Record], results_dir: P
 
     other = paired_verdict(results_dir, plan.budget, study.NAME)  # the other budget's report of this study, if any
     figures = {"forest": page_forest({"study": study.NAME, "budget": plan.budget, "parts": parts}, other), **figures}
-    fig_files, fig_problems = [], {}
+    fig_files = []  # layout (overlapping text, a legend over the data) is checked by tests/test_figures_layout.py
     for name, fig in figures.items():
-        problems = plots.layout_problems(fig)  # overlapping text, a legend over the data
-        if problems:
-            fig_problems[f"{name}.png"] = problems
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
         plt.close(fig)
@@ -251,7 +248,6 @@ def write_study(study: ModuleType, plan, recs: dict[str, Record], results_dir: P
         "stale": stale,
         "compute_s": round(sum(r.timings.get("wall_s", 0.0) for r in unique), 1),
         "figures": fig_files,
-        "figure_problems": fig_problems,
         "long_setup": "long" in getattr(study, "SETUP", {}),  # else its long budget is its quick one ("= quick")
         "forest_other": parts_key(other),  # the other budget's parts its forest shows (write_index redraws on change)
         "version": study.VERSION,

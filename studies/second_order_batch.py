@@ -59,6 +59,9 @@ judged over updates 100 and 200, read (a1) not reproduced, 0.37 [0.255, 0.537], 
 reproduced, 0.375 [0.338, 0.411], on the same 10 seeds). long = quick (no long
 setup: the measurement does not need scale; part (b) would). full: MNIST is not affordable for an
 exact G at a useful width; the full budget runs the same small net on the same data.
+
+Full budget: about 0.00056 GPU-hours on one data-centre GPU (10 trials, 2,000 updates; `python -m
+studies.second_order_batch --budget full --replicate --estimate` shows the count and its assumptions).
 """
 
 from __future__ import annotations
