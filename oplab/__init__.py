@@ -9,10 +9,10 @@ Importing the package imports `oplab.data` (image datasets) and `oplab.tasks`
 (synthetic tasks), so every dataset is in `oplab.dataset.DATASETS` whenever
 anything in oplab is imported, and `oplab.pretrain`, so that the greedy pre-training
 initializer is in `oplab.init.INITS`, and `oplab.layerstats` and `oplab.probes`, whose
-monitors register into `oplab.monitors.MONITORS`.
+monitors register into `oplab.monitors.MONITORS`, and `oplab.saddles` (a monitor and a dataset).
 """
 
 __version__ = "0.1.0"
 
 # register every dataset, initializer, monitor and model
-from oplab import data, dynamics, layerstats, pretrain, probes, tasks  # noqa: E402,F401
+from oplab import data, dynamics, layerstats, pretrain, probes, saddles, tasks  # noqa: E402,F401

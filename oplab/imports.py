@@ -21,7 +21,8 @@ TRIAL_ENTRY = ("oplab", "oplab.train")
 LAYERS: dict[str, tuple[str, ...]] = {
     "foundations": ("registry", "config", "seeds", "schema", "records", "imports"),
     "components": ("dataset", "data", "tasks", "models", "norms", "init", "optim", "monitors", "layerstats",
-                   "dynamics", "probes", "net2net", "pretrain", "distill", "curriculum", "growth", "averaging"),
+                   "dynamics", "probes", "net2net", "pretrain", "distill", "curriculum", "growth", "averaging",
+                   "saddles"),
     "trial": ("datatask", "streamtask", "train"),
     "planning and execution": ("plan", "store", "job", "pools", "runner"),
     "judging and reporting": ("stats", "kit", "estimate", "staleness", "plots", "forest", "report", "compare"),
