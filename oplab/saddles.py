@@ -21,7 +21,8 @@ sees whole digits.
 - the `saddle_search` monitor: the search from the trained iterate, on the probe batch, for the loss plus
   SEARCH_L2 / 2 ||theta||^2 (the objective SGD with weight_decay = SEARCH_L2 descends; a study that uses
   it trains with that weight decay), and the found point with its hidden units permuted (weight-space
-  symmetry: the same loss and index at another point).
+  symmetry: the same loss and index at another point); `saddle_search_deep` is the same with a budget of
+  DEEP_ITERS Hessians a search instead of ITERS.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from oplab.monitors import MONITORS, LossFn
 EIG_TOL = 1e-6  # relative: an eigenvalue counts as negative below -EIG_TOL * max |eigenvalue|
 GTOL = 1e-5  # a search has converged when the full gradient's norm is at most this (nats per unit parameter)
 ITERS = 10  # Hessians a search may evaluate (the monitor's budget a call)
+DEEP_ITERS = 30  # the same for `saddle_search_deep`
 MU_MAX = 1e12  # relative damping beyond which a search gives up (no step lowers ||g||)
 SEARCH_L2 = 0.01  # the monitor's weight decay: its objective is the loss + SEARCH_L2 / 2 ||theta||^2
 
@@ -169,6 +171,12 @@ def saddle_search(model: nn.Module, loss_fn: LossFn, x, y, *, gtol: float = GTOL
                    perm_index=index_of(torch.linalg.eigvalsh(hessian(f, other))),
                    perm_distance=float((other - found["theta"]).norm()))
     return out
+
+
+@MONITORS.register("saddle_search_deep")
+def saddle_search_deep(model: nn.Module, loss_fn: LossFn, x, y) -> dict:
+    """`saddle_search` with a search budget of DEEP_ITERS Hessians (a bigger budget's monitor)."""
+    return saddle_search(model, loss_fn, x, y, iters=DEEP_ITERS)
 
 
 @DATASETS.register("mnist5k_small")

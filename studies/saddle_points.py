@@ -61,9 +61,10 @@ included; it holds by construction (the table shows it).
 Budgets. `smoke`: 100 digits, 10 updates, 3 searches a trial. `quick`: 300 digits, 300 updates,
 searches at updates 0, 150 and 300, 5 verdict + 5 replication seeds (about 1.5 s of CPU a trial on an
 idle machine: the whole quick cost limit of the suite allows no more). `long`: 500 digits, 600
-updates, searches every 100 updates (7 a seed), 6 + 6 seeds: GD gets closer to its minimum and each
-seed has more searches, so more critical points a seed (in exploration, 500 digits let more searches
-converge than 300). `full`: the paper's 10 x 10
+updates, searches at updates 0, 200, 400 and 600 with up to 30 Hessians each (`saddle_search_deep`),
+6 + 6 seeds: GD gets closer to its minimum and each search may run three times longer (in
+exploration, 500 digits and 30 Hessians let the searches from late iterates converge; at `quick`'s
+10 Hessians only the start's converged). `full`: the paper's 10 x 10
 inputs (mnist5k_small side 10) and 4 hidden units (454 parameters), 2,000 updates, searches every 200;
 it is CPU work (Hessians of a few hundred parameters), not GPU work.
 """
@@ -92,16 +93,16 @@ SAME_LOSS = 1e-4  # nats: two converged points with losses this close and equal 
 WEIGHT_DECAY = saddles.SEARCH_L2  # GD descends the objective the monitor's search sees
 
 
-def _setup(n_train, steps, monitor_every, side=5, width=3, lr=0.2):
+def _setup(n_train, steps, monitor_every, side=5, width=3, lr=0.2, monitor="saddle_search"):
     return dict(data=DataConfig("mnist5k_small", n_train=n_train, n_test=min(n_train, 1000), options={"side": side}),
                 model=ModelConfig("mlp", 1, width, "tanh"), steps=steps, monitor_every=monitor_every, lr=lr,
-                sigma=0.01, batch=n_train)
+                sigma=0.01, batch=n_train, monitor=monitor)
 
 
 SETUP = {"smoke": _setup(100, 10, 5),
          "quick": _setup(300, 300, 150),
-         "long": _setup(500, 600, 100),
-         "full": _setup(1000, 2000, 200, side=10, width=4)}
+         "long": _setup(500, 600, 200, monitor="saddle_search_deep"),
+         "full": _setup(1000, 2000, 200, side=10, width=4, monitor="saddle_search_deep")}
 
 PAPER = """
 | Dauphin et al. 2014 | what it shows | status |
@@ -121,7 +122,7 @@ def arms(budget: str) -> dict[str, kit.Arm]:
     trial = Trial(data=s["data"], model=s["model"], init=InitConfig("normal", {"sigma": s["sigma"]}),
                   optim=OptimConfig("sgd", lr=s["lr"], weight_decay=WEIGHT_DECAY), steps=s["steps"],
                   batch_size=s["batch"], eval_every=s["monitor_every"], log_every=1,
-                  monitors=("saddle_search",), monitor_every=s["monitor_every"])
+                  monitors=(s["monitor"],), monitor_every=s["monitor_every"])
     return {"GD": kit.Arm(trial, {"method": "GD", "lr": s["lr"]})}
 
 
