@@ -59,8 +59,8 @@ so every critical point comes with 3! = 6 copies (2^3 x 3! = 48 with tanh's sign
 included; it holds by construction (the table shows it).
 
 Budgets. `smoke`: 100 digits, 10 updates, 3 searches a trial. `quick`: 300 digits, 300 updates,
-searches at updates 0, 150 and 300, 5 verdict + 5 replication seeds (about 1.5 s of CPU a trial on an
-idle machine: the whole quick cost limit of the suite allows no more). `long`: 500 digits, 600
+searches at updates 0, 150 and 300, 5 verdict + 5 replication seeds (records: about 5 s a trial with ten
+processes sharing this machine's 2 cores; the suite's quick cost limit allows no more). `long`: 500 digits, 600
 updates, searches at updates 0, 200, 400 and 600 with up to 30 Hessians each (`saddle_search_deep`),
 6 + 6 seeds: GD gets closer to its minimum and each search may run three times longer (in
 exploration, 500 digits and 30 Hessians let the searches from late iterates converge; at `quick`'s
@@ -240,19 +240,17 @@ def figures(t, curves, ctx):
     found = searches(curves)
     ok = found[found["cp_converged"] == 1]
     parts = verdict(t, ctx)
-    fig, (a1, a2) = plots.figure(2, width=5.5)
-    for seed, g in ok.groupby("seed"):
-        a1.plot(g["cp_index"], g["cp_loss"], "o", ms=5, alpha=0.7, label=f"seed {seed}")
-    a1.set_xlabel("index of the critical point (share of negative Hessian eigenvalues)")
-    a1.set_ylabel("loss at the critical point (nats, with weight decay)")
-    a1.set_title("Critical points found by damped Newton (cf. Dauphin et al. Fig. 1)")
-    if len(ok):
-        a1.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, ncol=1)
-    plots.parts(a2, [parts[0]], ["(a) slope"], "slope of loss on index (nats per unit index)",
+    fig, (a1, a2) = plots.figure(2, width=6.0)
+    for _, g in ok.groupby("seed"):
+        a1.plot(g["cp_index"], g["cp_loss"], "o", ms=5, alpha=0.7)
+    a1.set_xlabel("index (share of negative Hessian eigenvalues)")
+    a1.set_ylabel("loss at the critical point (nats)")
+    a1.set_title("Critical points found (cf. Dauphin et al. Fig. 1)")
+    plots.parts(a2, [parts[0]], ["(a) slope"], "slope of loss on index (nats / unit index)",
                 "(a) per-seed slope, pooled")
-    plots.caption(fig, "left: each converged search's end point (searches that did not converge are left out; the "
-                  "tables count them); right: " + plots.POINTS_LABEL.replace("grey: one trial", "grey: one seed")
-                  + "; dashed: the threshold 0")
+    plots.caption(fig, "left: each converged search's end point, one colour a seed (loss with the weight-decay term; "
+                  "searches that did not converge are left out, the tables count them); right: grey: one seed; "
+                  "diamond: the pooled mean with its Student-t 95% CI, coloured by its word; dashed: the threshold 0")
     log = curves["log"]
     fig2, (b1, b2) = plots.figure(2, width=5.5)
     plots.curves(b1, log.assign(m="GD, full batch"), "step", "batch_loss", "m", "update",
