@@ -134,7 +134,7 @@ def permuted(model: nn.Module, theta: torch.Tensor) -> torch.Tensor:
     work = copy.deepcopy(model)
     params = [p for p in work.parameters() if p.requires_grad]
     with torch.no_grad():
-        nn.utils.vector_to_parameters(theta, params)
+        nn.utils.vector_to_parameters(theta.clone(), params)  # its params become views of the vector given
         first, second = weight_layers(work)[:2]
         order = torch.roll(torch.arange(first.weight.shape[0]), 1)
         first.weight.copy_(first.weight[order])
