@@ -10,10 +10,12 @@ Importing the package imports `oplab.data` (image datasets) and `oplab.tasks`
 anything in oplab is imported, and `oplab.pretrain`, so that the greedy pre-training
 initializer is in `oplab.init.INITS`, and `oplab.layerstats`, `oplab.probes`, `oplab.secondorder` and
 `oplab.init_rnn` (RNN initializers), whose monitors register into `oplab.monitors.MONITORS`, and
-`oplab.recurrent`, whose normalized LSTM registers as a model.
+`oplab.recurrent`, whose normalized LSTM registers as a model, and `oplab.saddles` (a monitor and a
+dataset).
 """
 
 __version__ = "0.1.0"
 
 # register every dataset, initializer, monitor and model
-from oplab import data, dynamics, init_rnn, layerstats, pretrain, probes, recurrent, secondorder, tasks  # noqa: E402,F401
+from oplab import (data, dynamics, init_rnn, layerstats, pretrain, probes, recurrent, saddles,  # noqa: E402,F401
+                   secondorder, tasks)
