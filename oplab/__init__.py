@@ -17,5 +17,4 @@ dataset).
 __version__ = "0.1.0"
 
 # register every dataset, initializer, monitor and model
-from oplab import (data, dynamics, init_rnn, layerstats, pretrain, probes, recurrent, saddles,  # noqa: E402,F401
-                   secondorder, tasks)
+from oplab import data, dynamics, init_rnn, layerstats, pretrain, probes, recurrent, saddles, secondorder, tasks  # noqa: E402,F401
