@@ -104,17 +104,21 @@ def run(studies: Sequence[ModuleType], budget: str = "quick", results: str | Pat
         raise NothingStored(f"no stored records under {results} for this budget and these seeds")
 
     # --- judge and report: each study's parts (with each trial's cost counted from its config), headline
-    # and page, then the index
+    # and page, then the index. Pages of studies that trained in this run are drawn `jobs` at a time in
+    # worker processes (drawing is the report's slow part); the rest, most likely current, here.
+    shown = [p for p in out.plans if any(sp.key in out.records for sp in p.trials)]
+    fresh = [p for p in shown if not report_only and any(sp.key not in stored_before for sp in p.trials)]
+    pages = _draw_elsewhere(fresh, out, results, env, jobs) if executor == "local" else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # seaborn/matplotlib chatter about layouts
-        for p in out.plans:
-            if not any(sp.key in out.records for sp in p.trials):
-                continue
-            v = report.write_study(p.study, p, out.records, results, env, cost_of=estimate.record_cost,
-                                   unreadable=out.unreadable.get(p.study.NAME, []))
-            out.verdicts[p.study.NAME] = v
+        for p in shown:
+            name = p.study.NAME
+            v = pages[name].result() if name in pages else report.write_study(
+                p.study, p, out.records, results, env, cost_of=estimate.record_cost,
+                unreadable=out.unreadable.get(name, []))
+            out.verdicts[name] = v
             if on_study is not None:
-                on_study(p.study.NAME, v, results / p.study.NAME / "README.md")
+                on_study(name, v, results / name / "README.md")
         out.index = report.write_index(results)
 
     used = {sp.key: out.records[sp.key] for p in out.plans for sp in p.tuning + p.trials if sp.key in out.records}
@@ -127,6 +131,48 @@ def run(studies: Sequence[ModuleType], budget: str = "quick", results: str | Pat
             out.errors[p.study.NAME] = n
     out.seconds = time.perf_counter() - t0
     return out
+
+
+def _draw_elsewhere(plans: list[planning.StudyPlan], out: Outcome, results: Path, env, jobs: int) -> dict:
+    """study -> a future of its page drawn in a worker process, for studies found again by name in the
+    `studies` package (a study module defined elsewhere, e.g. in a test, is drawn here); {} with one
+    job or fewer than two such studies."""
+    import studies
+
+    def known(p: planning.StudyPlan) -> bool:
+        try:
+            return studies.get(p.study.NAME) is p.study
+        except KeyError:
+            return False
+
+    plans = [p for p in plans if known(p)]
+    if jobs < 2 or len(plans) < 2:
+        return {}
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(plans)), mp_context=multiprocessing.get_context("spawn"))
+    futures = {}
+    for p in plans:
+        keys = {sp.key for sp in p.tuning + p.trials}
+        state = {"budget": p.budget, "seeds": p.seeds, "replication": p.replication,
+                 "tuning_seeds": p.tuning_seeds, "tuning": p.tuning, "trials": p.trials}
+        futures[p.study.NAME] = pool.submit(_draw_page, p.study.NAME, state,
+                                            {k: r for k, r in out.records.items() if k in keys}, results, env,
+                                            out.unreadable.get(p.study.NAME, []))
+    pool.shutdown(wait=False)  # the workers end when their pages are drawn
+    return futures
+
+
+def _draw_page(name: str, state: dict, recs: dict[str, Record], results: Path, env, unreadable: list[str]) -> dict:
+    """One study's page in a worker process (see _draw_elsewhere)."""
+    import studies
+
+    study = studies.get(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return report.write_study(study, planning.StudyPlan(study, **state), recs, results, env,
+                                  cost_of=estimate.record_cost, unreadable=unreadable)
 
 
 def _environment(runtime: Runtime, executor: str, scheduler: str | None):
