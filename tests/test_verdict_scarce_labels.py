@@ -33,7 +33,7 @@ def planted(effect: str):
 def test_the_slope_is_an_independent_least_squares_fit():
     t = table(study, planted("yes"), seeds=range(6))
     b = study.benefits(t)
-    for seed, g in b.groupby("seed"):
+    for _seed, g in b.groupby("seed"):
         x = np.log10(g["labels"].to_numpy(float))
         y = g["benefit"].to_numpy()
         want = np.sum((x - x.mean()) * (y - y.mean())) / np.sum((x - x.mean()) ** 2)
