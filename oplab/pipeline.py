@@ -134,18 +134,16 @@ def run(studies: Sequence[ModuleType], budget: str = "quick", results: str | Pat
 
 
 def _draw_elsewhere(plans: list[planning.StudyPlan], out: Outcome, results: Path, env, jobs: int) -> dict:
-    """study -> a future of its page drawn in a worker process, for studies found again by name in the
-    `studies` package (a study module defined elsewhere, e.g. in a test, is drawn here); {} with one
-    job or fewer than two such studies."""
-    import studies
+    """study -> a future of its page drawn in a worker process, for studies a worker can import by
+    their module's name (a study run as `python -m studies.NAME` is `__main__`, and one defined in a
+    test has no file: those are drawn here); {} with one job or fewer than two such studies."""
+    import sys
 
-    def known(p: planning.StudyPlan) -> bool:
-        try:
-            return studies.get(p.study.NAME) is p.study
-        except KeyError:
-            return False
+    def importable(p: planning.StudyPlan) -> bool:
+        name = p.study.__name__
+        return name != "__main__" and sys.modules.get(name) is p.study and getattr(p.study, "__file__", None)
 
-    plans = [p for p in plans if known(p)]
+    plans = [p for p in plans if importable(p)]
     if jobs < 2 or len(plans) < 2:
         return {}
     import multiprocessing
@@ -157,18 +155,18 @@ def _draw_elsewhere(plans: list[planning.StudyPlan], out: Outcome, results: Path
         keys = {sp.key for sp in p.tuning + p.trials}
         state = {"budget": p.budget, "seeds": p.seeds, "replication": p.replication,
                  "tuning_seeds": p.tuning_seeds, "tuning": p.tuning, "trials": p.trials}
-        futures[p.study.NAME] = pool.submit(_draw_page, p.study.NAME, state,
+        futures[p.study.NAME] = pool.submit(_draw_page, p.study.__name__, state,
                                             {k: r for k, r in out.records.items() if k in keys}, results, env,
                                             out.unreadable.get(p.study.NAME, []))
     pool.shutdown(wait=False)  # the workers end when their pages are drawn
     return futures
 
 
-def _draw_page(name: str, state: dict, recs: dict[str, Record], results: Path, env, unreadable: list[str]) -> dict:
+def _draw_page(module: str, state: dict, recs: dict[str, Record], results: Path, env, unreadable: list[str]) -> dict:
     """One study's page in a worker process (see _draw_elsewhere)."""
-    import studies
+    import importlib
 
-    study = studies.get(name)
+    study = importlib.import_module(module)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return report.write_study(study, planning.StudyPlan(study, **state), recs, results, env,

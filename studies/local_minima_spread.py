@@ -256,7 +256,7 @@ def figures(t, curves, ctx):
     a2.set_xlabel("hidden units (log scale)")
     a2.set_ylabel("spread of the final loss (nats, log scale)")
     a2.set_title("Spread across seeds")
-    a2.legend(fontsize="x-small")
+    a2.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.2))  # below: not over the points
     plots.parts(a3, verdict(t, ctx), ["(a) test", "(b) train"], "exponent k of spread ~ width^k",
                 "The parts: slope of ln spread", fmt=".3f", legend="below")
     plots.caption(fig, plots.POINTS_LABEL + "; left: each width at its chosen rate. Middle: the standard deviation "

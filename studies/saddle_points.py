@@ -68,6 +68,10 @@ exploration, 500 digits and 30 Hessians let the searches from late iterates conv
 10 Hessians only the start's converged). `full`: the paper's 10 x 10
 inputs (mnist5k_small side 10) and 4 hidden units (454 parameters), 2,000 updates, searches every 200;
 it is CPU work (Hessians of a few hundred parameters), not GPU work.
+
+Full budget: about 0.0056 GPU-hours on one data-centre GPU by the estimator's count of training alone
+(10 trials, 20,000 updates; the Hessian searches are not counted; `python -m studies.saddle_points
+--budget full --replicate --estimate` shows the count and its assumptions).
 """
 
 from __future__ import annotations

@@ -109,10 +109,12 @@ def test_student_keys_depend_on_their_teacher_and_old_keys_stand():
     a = planning.TrialSpec("x", "kd", 0, "smoke", 1, student("kd"))
     b = planning.TrialSpec("x", "kd", 0, "smoke", 1, student("kd", teacher=override(TEACHER, {"optim.lr": 0.01})))
     assert a.key != b.key
-    # a trial without a teacher, distillation or batch growth keeps the key it had before those fields existed
+    # a trial without a teacher, distillation, batch growth, critical-point search or label subset keeps
+    # the key it had before those fields existed
     plain = tiny_trial()
     old = config.to_dict(plain)
     del old["distill"], old["teacher"], old["batch_growth"], old["batch_every"]
+    del old["critical"], old["labeled"], old["val_labeled"]
     expect = config.stable_hash({"trial": old, "seed": 0, "budget": "smoke", "study": "x", "version": 1})
     assert config.trial_key(plain, 0, "smoke", "x", 1) == expect
     assert config.from_dict(Trial, config.to_dict(a.trial)) == a.trial
