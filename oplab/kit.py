@@ -175,7 +175,10 @@ def curve_value(t: pd.DataFrame, curves: dict[str, pd.DataFrame], table: str, co
 # the log scale). A failed trial (diverged, errored, or a non-finite value) never lands on the
 # passing side: the seed it belongs to takes the study's stated value for a failure where that lies
 # on the not-reproduced side, else the threshold itself (the band's edge for equivalence), so a
-# part whose every trial failed reads "not reproduced". Every failure is counted in the evidence.
+# part whose every trial diverged reads "not reproduced". Every failure is counted in the evidence.
+# A finished trial whose measure gave nothing (no finite value: a search that found nothing) is a
+# failure of the measurement, not evidence: its seed still counts at the threshold, but a part with
+# fewer than MIN_SEEDS seeds measured reads "inconclusive" whatever its interval.
 
 COST_COLUMNS = ("cost_updates", "cost_flops")  # a trial's cost in the frame, from its config (report.frame)
 
@@ -224,19 +227,32 @@ def _cost_note(a_rows: pd.DataFrame, b_rows: pd.DataFrame, la: str, lb: str) -> 
             "not at equal compute."), cost
 
 
+def _unmeasured(*frames: pd.DataFrame, missing: str = "_missing") -> set:
+    """Seeds with a finished trial whose measure gave no finite value (a search that found nothing, a
+    quantity that could not be computed): failures of the measurement, not evidence."""
+    out = set()
+    for f in frames:
+        if len(f):
+            out |= set(f.loc[f[missing].astype(bool), "seed"].tolist())
+    return out
+
+
 def _verdict(part: str, claim: str, test: stats.Test, effect: float, ci, unit: str, rule: str, n: int,
-             method: str, evidence: str, details: dict) -> stats.Verdict:
+             method: str, evidence: str, details: dict, unmeasured: int = 0) -> stats.Verdict:
     word, note = stats.word_for(ci, n, test=test)
     errors = int(details.get("errors", 0))
     if errors and word == "not reproduced":  # a trial that raised is a bug, not evidence against the claim
         word, note = "inconclusive", f"{errors} trials failed with an error"
+    measured = n - unmeasured
+    if unmeasured:
+        details = {**details, "unmeasured_seeds": int(unmeasured)}
+    if word != "inconclusive" and unmeasured and measured < stats.MIN_SEEDS:
+        # seeds whose measure found nothing count at the threshold, so a part they fill reads on the failing
+        # side by construction: with fewer than MIN_SEEDS seeds measured, it says nothing either way
+        word, note = "inconclusive", f"{measured} of {n} seeds measured"
     v = stats.Verdict(part, claim, float(effect), (float(ci[0]), float(ci[1])), unit, rule, word, evidence, n,
                       method, note, details, test.to_dict())
     v.reason = stats.reason(v)
-    if errors:
-        v.reason = (f"{errors} trials failed with an error (errors.md): they count at the threshold, so they never "
-                    "make the part reproduced, and the part is not called not reproduced until they are retried"
-                    + (f"; {v.reason}" if v.reason else ""))
     return v
 
 
@@ -321,7 +337,7 @@ def difference(t: pd.DataFrame, value: str, a: Mapping[str, Any], b: Mapping[str
                "per_seed": {int(k): float(x) for k, x in d.items()}, "cost": cost, **(details or {})}
     return _verdict(part, claim, test, effect, ci, unit, _rule(method, test, unit, _failure_rule(value, worst, test,
                                                                                                    fmt)),
-                    len(d), method, ev, details)
+                    len(d), method, ev, details, len(_unmeasured(A, B) & set(seeds)))
 
 
 def ratio(t: pd.DataFrame, value: str, a: Mapping[str, Any], b: Mapping[str, Any], *, part: str, claim: str,
@@ -362,7 +378,8 @@ def ratio(t: pd.DataFrame, value: str, a: Mapping[str, Any], b: Mapping[str, Any
                     {"a": float(ok_a.mean()) if len(ok_a) else float("nan"),
                      "b": float(ok_b.mean()) if len(ok_b) else float("nan"), "failed": n_bad,
                      "missing": int(A["_missing"].sum() + B["_missing"].sum()), "errors": _errors(A, B),
-                     "per_seed": {int(k): float(x) for k, x in r.items()}, "cost": cost})
+                     "per_seed": {int(k): float(x) for k, x in r.items()}, "cost": cost},
+                    len(_unmeasured(A, B) & set(seeds)))
 
 
 def mean(t: pd.DataFrame, value: str, *, part: str, claim: str, unit: str, what: str,
@@ -389,7 +406,8 @@ def mean(t: pd.DataFrame, value: str, *, part: str, claim: str, unit: str, what:
                                                                                                    fmt)),
                     len(s), method, ev, {"failed": n_bad, "missing": int(rows["_missing"].sum()),
                                          "errors": _errors(rows),
-                                         "per_seed": {int(k): float(x) for k, x in s.items()}, **(details or {})})
+                                         "per_seed": {int(k): float(x) for k, x in s.items()}, **(details or {})},
+                    len(_unmeasured(rows)))
 
 
 def _events(t: pd.DataFrame, event: str, failed_as: float) -> tuple[pd.Series, pd.Series]:
@@ -400,11 +418,15 @@ def _events(t: pd.DataFrame, event: str, failed_as: float) -> tuple[pd.Series, p
     return e.where(~bad, failed_as), bad
 
 
+def _missing_events(rows: pd.DataFrame, event: str) -> pd.Series:
+    return (rows["status"] == "ok") & ~np.isfinite(_numeric(rows, event))
+
+
 def _seed_events(rows: pd.DataFrame, event: str, failed_as: float,
                  per_seed_rule: str) -> tuple[pd.Series, int, int]:
     """(per-seed event, trials failed, finished trials without a finite event)."""
     e, bad = _events(rows, event, failed_as)
-    missing = int(((rows["status"] == "ok") & ~np.isfinite(_numeric(rows, event))).sum())
+    missing = int(_missing_events(rows, event).sum())
     g = rows.assign(_e=e).groupby("seed")["_e"]
     if len(rows) and g.size().max() > 1:
         if per_seed_rule not in ("any", "all"):
@@ -431,7 +453,8 @@ def rate(t: pd.DataFrame, event: str, *, part: str, claim: str, what: str, above
     failure = f"a trial that raised counts as {'an event' if failed_as else 'no event'}"
     return _verdict(part, claim, test, effect, ci, "rate", _rule("Clopper-Pearson", test, "", failure), n,
                     "Clopper-Pearson", ev, {"k": k, "seeds": n, "failed": n_bad, "missing": missing,
-                                             "events": k, "errors": _errors(base)})
+                                             "events": k, "errors": _errors(base)},
+                    len(_unmeasured(base.assign(_m=_missing_events(base, event)), missing="_m")))
 
 
 def paired_rates(t: pd.DataFrame, event: str, a: Mapping[str, Any], b: Mapping[str, Any], *, part: str,
@@ -459,7 +482,9 @@ def paired_rates(t: pd.DataFrame, event: str, a: Mapping[str, Any], b: Mapping[s
     return _verdict(part, claim, test, effect, ci, "rate difference", _rule("Newcombe (paired)", test, "", failure),
                     len(both), "Newcombe (paired)", ev, {"pairs": len(both), "failed": bad_a + bad_b,
                                                          "missing": miss_a + miss_b, "events": ka + kb,
-                                                         "errors": _errors(select(base, a), select(base, b))})
+                                                         "errors": _errors(select(base, a), select(base, b))},
+                    len(_unmeasured(*(f.assign(_m=_missing_events(f, event))
+                                      for f in (select(base, a), select(base, b))), missing="_m") & set(both.index)))
 
 
 # --- tables -----------------------------------------------------------------------------------

@@ -366,6 +366,23 @@ def reason(v: Verdict | dict, halves: dict | None = None) -> str:
     if word == "reproduced":
         return ""
     det = d.get("details") or {}
+    first = []
+    if det.get("errors"):
+        first.append(f"{det['errors']} trials failed with an error (errors.md): they count at the threshold, so they "
+                     "never make the part reproduced, and the part is not called not reproduced until they are "
+                     "retried")
+    unmeasured = int(det.get("unmeasured_seeds", 0))
+    if unmeasured and n - unmeasured < MIN_SEEDS:  # the interval is mostly threshold fill: nothing more to read
+        return "; ".join(first + [f"only {n - unmeasured} of {n} seeds measured anything (the others' trials "
+                                  "finished without a finite value: a measure that found nothing, which is not "
+                                  f"evidence); a word needs at least {MIN_SEEDS} measured seeds"])
+    if first:
+        rest = _reason(d, halves, word, test, n, det) if word != "not reproduced" else ""
+        return "; ".join(first + ([rest] if rest else []))
+    return _reason(d, halves, word, test, n, det)
+
+
+def _reason(d: dict, halves: dict | None, word: str, test: dict, n: int, det: dict) -> str:
     if word == "not reproduced":
         side = "outside the band" if test.get("side") == "within" else "wholly on the other side of the threshold"
         return f"the interval lies {side}: the data contradict the claim at this budget"

@@ -42,18 +42,20 @@ Clopper-Pearson for a rate):
 (a) loss rises with index: per seed, the OLS slope of the critical points' loss (nats, weight decay
     term included) on their index, over the distinct converged critical points the seed's searches
     found (two points are the same if their losses agree to 1e-4 nats and their indices are equal);
-    mean over seeds > 0. A seed with fewer than two distinct indices among its critical points shows
-    no rise: its slope counts as 0, the threshold (never on the passing side; the per-seed table gives
-    each seed's number of distinct critical points). It fails if high-loss
-    critical points are minima (index 0) as often as low-loss ones, or if the searches find no
-    critical points (gradient-flat regions).
+    mean over seeds > 0. A seed with fewer than two distinct indices among its critical points has no
+    slope (nothing measured): it counts as 0, the threshold (never on the passing side; the per-seed
+    table gives each seed's number of distinct critical points), and when fewer than five seeds have a
+    slope the part is inconclusive (the kit's rule: searches that found nothing are not evidence). It
+    fails if high-loss critical points are minima (index 0) as often as low-loss ones.
 (b) GD's plateaus are passages near saddles: per seed, among the monitored GD iterates after GD has
     left its start (loss at least DELTA below the first search's point) and before its end (loss at
     least DELTA above the last iterate's), the one with the smallest gradient norm (GD's slowest
     point, the plateau: an update changes the loss by about lr ||g||^2); the seed's event is that the
     search from it converged to a critical point of index > 0 (a saddle, not a minimum, nor a
-    gradient-flat region). A seed without such an iterate, or whose search did not converge, has no
-    event. Claim: rate > 1/2 (most plateaus are at saddles).
+    gradient-flat region); a search that converged to a minimum is no event. A seed without such an
+    iterate, or whose search from it did not converge, measured nothing: it counts as no event, and
+    with fewer than five seeds measured the part is inconclusive. Claim: rate > 1/2 (most plateaus are
+    at saddles).
 Demonstration, not a part: weight-space symmetry. Permuting a critical point's hidden units gives
 another point (at distance `perm_distance`) with the same loss, gradient norm 0 and the same index:
 so every critical point comes with 3! = 6 copies (2^3 x 3! = 48 with tanh's sign flips), minima
@@ -157,10 +159,10 @@ def distinct(found: pd.DataFrame) -> pd.DataFrame:
 
 
 def slope(points: pd.DataFrame) -> float:
-    """OLS slope of loss on index; 0 (no rise seen: part (a)'s threshold) when the points have fewer than
-    two distinct indices."""
+    """OLS slope of loss on index; NaN (nothing measured: the kit counts it at part (a)'s threshold 0)
+    when the points have fewer than two distinct indices."""
     if points["cp_index"].nunique() < 2:
-        return 0.0
+        return float("nan")
     return float(np.polyfit(points["cp_index"].to_numpy(float), points["cp_loss"].to_numpy(float), 1)[0])
 
 
@@ -179,7 +181,8 @@ def plateau(found: pd.DataFrame) -> pd.Series | None:
 def measure(df, curves, ctx):
     """Per trial: `slope` (part (a)), `n_points` (distinct converged critical points), `n_searches`,
     `converged_share`, `bad_minima` (converged index-0 points above the trial's lowest critical point by
-    more than DELTA), and part (b)'s `plateau_step`, `plateau_index` and event `plateau_saddle` (1/0)."""
+    more than DELTA), and part (b)'s `plateau_step`, `plateau_index` and event `plateau_saddle` (1/0; NaN
+    when nothing was measured)."""
     t = df.copy()
     found = searches(curves)
     per = {}
@@ -192,7 +195,8 @@ def measure(df, curves, ctx):
                     "bad_minima": float(((pts["cp_index"] == 0) & (pts["cp_loss"] > low + DELTA)).sum()),
                     "plateau_step": np.nan if p is None else float(p["step"]),
                     "plateau_index": np.nan if p is None or p["cp_converged"] != 1 else float(p["cp_index"]),
-                    "plateau_saddle": float(p is not None and p["cp_converged"] == 1 and p["cp_index"] > 0)}
+                    "plateau_saddle": (np.nan if p is None or p["cp_converged"] != 1
+                                       else float(p["cp_index"] > 0))}
     names = ["slope", "n_points", "n_searches", "converged_share", "bad_minima", "plateau_step", "plateau_index",
              "plateau_saddle"]
     keys = list(zip(t["arm"], t["seed"]))
@@ -207,8 +211,8 @@ def verdict(t, ctx):
                      what="OLS slope of a critical point's loss on its index, over the seed's distinct converged "
                           "critical points",
                      claim="mean over seeds of the per-seed OLS slope of critical-point loss on index > 0",
-                     note="A seed whose converged critical points have fewer than two distinct indices shows no "
-                          "rise: its slope counts as 0, the threshold (see the per-seed table's distinct critical "
+                     note="A seed whose converged critical points have fewer than two distinct indices has no "
+                          "slope: it counts as 0, the threshold (see the per-seed table's distinct critical "
                           "points)."),
             kit.rate(t, "plateau_saddle", part="(b) GD's plateau is at a saddle", above=0.5,
                      what="seeds whose slowest GD iterate between start and end leads a Newton search to a critical "

@@ -262,3 +262,30 @@ def test_every_seed_failed_on_the_log_scale_is_never_reproduced(threshold, side)
         assert v.word == "not reproduced", (v.effect, v.ci, v.word)
     assert stats.decide((np.exp(np.log(100.0)),) * 2, above=100.0) == "not reproduced"
     assert stats.decide((100.0 * (1 + 1e-6), 101.0), above=100.0) == "reproduced"
+
+
+def test_a_part_whose_measure_found_nothing_is_inconclusive_not_refuted():
+    """A finished trial without a finite value (a search that found nothing) counts at the threshold
+    like any failure, but when fewer than MIN_SEEDS seeds measured anything the part cannot read
+    "not reproduced" (its interval sits at the threshold by construction); diverged trials are
+    evidence and keep the failing word; one unmeasured seed among many leaves a clear word alone."""
+    n = 8
+    nan = [float("nan")] * n
+    t = two_arms(nan, [1.0] * n)
+    for v in (kit.mean(t[t["m"] == "a"], "x", part="p", claim="c", unit="u", what="w", above=0.0),
+              kit.difference(t, "x", {"m": "a"}, {"m": "b"}, part="p", claim="c", unit="u", above=0.0),
+              kit.ratio(t, "x", {"m": "a"}, {"m": "b"}, part="p", claim="c", above=1.0),
+              kit.rate(t[t["m"] == "a"], "x", part="p", claim="c", what="w", above=0.5)):
+        assert v.word == "inconclusive" and v.note == f"0 of {n} seeds measured", (v.part, v.word, v.note)
+        assert "measured" in v.reason and v.details["unmeasured_seeds"] == n
+    diverged = two_arms(nan, [1.0] * n, status_a=["diverged"] * n)
+    assert kit.mean(diverged[diverged["m"] == "a"], "x", part="p", claim="c", unit="u", what="w",
+                    above=0.0).word == "not reproduced"
+    # 4 of 8 measured (below MIN_SEEDS): inconclusive even though the measured four are far below
+    half = two_arms([-5.0, -5.1, -4.9, -5.2] + nan[:4], [1.0] * n)
+    assert kit.mean(half[half["m"] == "a"], "x", part="p", claim="c", unit="u", what="w", above=0.0).word \
+        == "inconclusive"
+    # 7 of 8 measured: the word stands (the unmeasured seed counts at the threshold)
+    most = two_arms([-5.0, -5.1, -4.9, -5.2, -5.0, -5.3, -4.8, float("nan")], [1.0] * n)
+    v = kit.mean(most[most["m"] == "a"], "x", part="p", claim="c", unit="u", what="w", above=0.0)
+    assert v.word == "not reproduced" and v.details["unmeasured_seeds"] == 1

@@ -61,14 +61,24 @@ def test_measure_counts_distinct_points_fits_the_slope_and_finds_the_plateau():
     assert row["plateau_step"] == 100 and row["plateau_saddle"] == 1.0 and row["plateau_index"] == pytest.approx(0.1)
 
 
-def test_a_plateau_whose_search_did_not_converge_or_ends_at_a_minimum_is_no_event():
+def test_a_plateau_whose_search_ends_at_a_minimum_is_no_event_and_one_that_did_not_converge_is_unmeasured():
     base = [(0, 2.30, 0.05, 1, 2.29, 0.20), (100, 2.00, 0.01, 0, 1.90, 0.10), (200, 1.50, 0.20, 1, 1.40, 0.05),
             (300, 1.29, 0.02, 1, 1.29, 0.0)]
     df = pd.DataFrame([{"arm": "GD", "seed": 0, "status": "ok"}])
     ctx = kit.Context("quick", (0,), "verdict", study.SETUP["quick"])
-    assert study.measure(df, _frame(base), ctx).iloc[0]["plateau_saddle"] == 0.0
+    assert np.isnan(study.measure(df, _frame(base), ctx).iloc[0]["plateau_saddle"])  # measured nothing
     minimum = [r if r[0] != 100 else (100, 2.00, 0.01, 1, 1.90, 0.0) for r in base]
     assert study.measure(df, _frame(minimum), ctx).iloc[0]["plateau_saddle"] == 0.0
-    # one index among the critical points: no rise seen, the slope counts as the threshold 0
+    # one index among the critical points: no slope (the kit counts it at the threshold 0)
     flat = [(0, 2.3, 0.05, 1, 2.29, 0.0), (100, 2.0, 0.01, 1, 1.9, 0.0)]
-    assert study.measure(df, _frame(flat), ctx).iloc[0]["slope"] == 0.0
+    assert np.isnan(study.measure(df, _frame(flat), ctx).iloc[0]["slope"])
+
+
+def test_searches_that_found_nothing_on_every_seed_read_inconclusive():
+    """Every seed's searches stalled (no slope, no converged plateau search): the parts cannot read
+    "not reproduced", since their intervals would sit at the thresholds by construction."""
+    def values(f, seed, rng):
+        return {"slope": np.nan, "plateau_saddle": np.nan}
+
+    for part in study.verdict(table(study, values, range(8)), context(study, range(8))):
+        assert part.word == "inconclusive" and "seeds measured" in part.note, (part.part, part.word)
