@@ -105,8 +105,10 @@ def build_parser(prog: str, study_names: list[str]) -> argparse.ArgumentParser:
     p = _Parser(prog=prog, description="Run oplab studies: train their trials (skipping stored ones), "
                 "then write tables, figures, verdicts and the results/README.md scorecard.")
     p.add_argument("--budget", default="quick", choices=planning.BUDGETS,
-                   help="smoke: seconds, for tests; quick (default): embedded data on a laptop CPU; "
-                        "full: the papers' scale, for a GPU or a cluster")
+                   help="smoke: seconds, for tests; quick (default): embedded data on a laptop CPU, the whole "
+                        "suite in about 10 min on 2 cores; long: the claims that need scale in their papers' "
+                        "regime (results/long/, tens of CPU-minutes; studies without one reuse quick); full: "
+                        "the papers' scale, for a GPU or a cluster")
     p.add_argument("--only", default=None, metavar="NAMES",
                    help=f"comma-separated studies to run (default: all): {', '.join(study_names)}")
     p.add_argument("--seeds", default=None, type=str, metavar="N|LIST",
