@@ -30,13 +30,10 @@ from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 from torch import nn
 from torch.func import functional_call
 
+from oplab.monitors import as_double
 from oplab.registry import Registry
 
 SEARCHES = Registry("critical-point search")
-
-
-def _double(t: torch.Tensor) -> torch.Tensor:
-    return t.double() if t.is_floating_point() else t
 
 
 class Objective:
@@ -49,7 +46,7 @@ class Objective:
         self.names = [k for k, _ in named]
         self.shapes = [p.shape for _, p in named]
         self.sizes = [p.numel() for _, p in named]
-        self.loss_fn, self.x, self.y, self.wd = loss_fn, _double(x), _double(y), float(weight_decay)
+        self.loss_fn, self.x, self.y, self.wd = loss_fn, as_double(x), as_double(y), float(weight_decay)
 
     @staticmethod
     def flat(model: nn.Module) -> torch.Tensor:

@@ -40,11 +40,6 @@ def module_files() -> dict[str, Path]:
     return {("oplab" if p.stem == "__init__" else f"oplab.{p.stem}"): p for p in sorted(OPLAB_DIR.glob("*.py"))}
 
 
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
-
-
 def _import_nodes(tree: ast.AST, module_level: bool) -> list[ast.Import | ast.ImportFrom]:
     """Import statements; module_level: those run when the module is imported (not inside a
     function or lambda, nor under `if TYPE_CHECKING:`; class bodies do run)."""

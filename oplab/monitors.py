@@ -25,6 +25,11 @@ def _params(model: nn.Module) -> list[torch.Tensor]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
+def as_double(t: torch.Tensor) -> torch.Tensor:
+    """A floating tensor in float64 (the probes' and searches' precision); class labels unchanged."""
+    return t.double() if t.is_floating_point() else t
+
+
 def loss_and_grad(model: nn.Module, loss_fn: LossFn, x, y, create_graph: bool = False):
     params = _params(model)
     loss = loss_fn(model(x), y)

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from oplab.monitors import MONITORS, LossFn, hvp, loss_and_grad
+from oplab.monitors import MONITORS, LossFn, as_double, hvp, loss_and_grad
 
 PROBE_EPS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)  # probe step sizes (per step, as a learning rate)
 NOISE_DRAWS = 16  # minibatches drawn per batch size
@@ -42,10 +42,6 @@ MAX_FLAT = 256  # flat_params refuses bigger models: a record would hold too man
 
 def _dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     return float(sum((ai * bi).sum() for ai, bi in zip(a, b)))
-
-
-def _double(t: torch.Tensor) -> torch.Tensor:
-    return t.double() if t.is_floating_point() else t
 
 
 def eps_key(kind: str, eps: float) -> str:
@@ -57,7 +53,7 @@ def eps_key(kind: str, eps: float) -> str:
 def taylor_step(model: nn.Module, loss_fn: LossFn, x, y, *, eps: tuple[float, ...] = PROBE_EPS) -> dict[str, float]:
     """The measured loss change of steps -eps g beside its second-order predictions (module doc)."""
     probe = copy.deepcopy(model).double()  # the model itself is never stepped
-    xd, yd = _double(x), _double(y)
+    xd, yd = as_double(x), as_double(y)
     loss, grads = loss_and_grad(probe, loss_fn, xd, yd)
     loss, grads = float(loss.detach()), [g.detach() for g in grads]
     hg = hvp(probe, loss_fn, xd, yd, grads)

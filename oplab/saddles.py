@@ -40,7 +40,7 @@ from oplab import data as datalib
 from oplab.config import DataConfig
 from oplab.dataset import DATASETS, Dataset
 from oplab.models import weight_layers
-from oplab.monitors import MONITORS, LossFn
+from oplab.monitors import MONITORS, LossFn, as_double
 
 EIG_TOL = 1e-6  # relative: an eigenvalue counts as negative below -EIG_TOL * max |eigenvalue|
 GTOL = 1e-5  # a search has converged when the full gradient's norm is at most this (nats per unit parameter)
@@ -79,12 +79,8 @@ def hessian(f: Callable, theta: torch.Tensor) -> torch.Tensor:
 def full_hessian(model: nn.Module, loss_fn: LossFn, x, y) -> tuple[torch.Tensor, torch.Tensor]:
     """(gradient, Hessian) of the loss on (x, y) at the model's parameters, in float64."""
     probe = copy.deepcopy(model).double()
-    f, theta = flat_loss(probe, loss_fn, _double(x), y)
+    f, theta = flat_loss(probe, loss_fn, as_double(x), y)
     return gradient(f, theta), hessian(f, theta)
-
-
-def _double(t: torch.Tensor) -> torch.Tensor:
-    return t.double() if t.is_floating_point() else t
 
 
 def index_of(eigs: torch.Tensor, tol: float = EIG_TOL) -> float:
@@ -154,7 +150,7 @@ def saddle_search(model: nn.Module, loss_fn: LossFn, x, y, *, gtol: float = GTOL
     converged search, the same point with its hidden units permuted (`perm_*`: loss, gradient norm,
     index, and its distance from the critical point)."""
     probe = copy.deepcopy(model).double()  # the model itself is never moved
-    f, theta = flat_loss(probe, loss_fn, _double(x), y, l2)
+    f, theta = flat_loss(probe, loss_fn, as_double(x), y, l2)
     g0 = gradient(f, theta)
     eig0 = torch.linalg.eigvalsh(hessian(f, theta))
     found = critical_point(f, theta, gtol=gtol, iters=iters)
