@@ -84,7 +84,7 @@ CLAIM = ("Second-order methods need larger batches than first-order ones: the mi
 SOURCE = ("Goodfellow, Bengio & Courville 2016, Deep Learning, section 8.1.3 (Batch and Minibatch Algorithms); "
           "the notes, section 7")
 VERSION = 1
-SEEDS = {"smoke": 2, "quick": 5, "full": 5}
+SEEDS = {"smoke": 2, "quick": 5, "long": 5, "full": 5}
 
 
 def _setup(data, n, steps, monitor_every, sizes, lr=1.0, width=4, damping=1e-3):
@@ -92,9 +92,39 @@ def _setup(data, n, steps, monitor_every, sizes, lr=1.0, width=4, damping=1e-3):
             "model": ModelConfig("mlp", 1, width, "tanh"), "damping": damping}
 
 
-SETUP = {"smoke": _setup(DataConfig("mnist1d", n_train=128, n_test=100), 128, 20, 20, (8, 32)),
-         "quick": _setup(DataConfig("mnist1d", n_train=1000, n_test=500), 1000, 200, 200, (8, 32, 128))}
-SETUP["full"] = SETUP["quick"]
+METHODS = ["SGD", "HF"]
+
+
+def _race(data, n, sizes, examples, target, lrs, width=32, depth=2, cg_iters=10):
+    """Part (b)'s race to a target training loss: SGD and Hessian-free at each batch size in `sizes`, at
+    most `examples` training examples each, the running training loss read every `window` examples (the
+    largest batch); `lrs[method][B]` is the tuning grid (for HF, lr = 1 / damping)."""
+    return {"data": data, "n": n, "sizes": list(sizes), "examples": examples, "window": max(sizes),
+            "target": target, "lrs": lrs, "model": ModelConfig("mlp", depth, width, "tanh"), "cg_iters": cg_iters}
+
+
+def _grid(sgd: dict, hf: dict) -> dict:
+    return {"SGD": sgd, "HF": hf}
+
+
+SETUP = {"smoke": {**_setup(DataConfig("mnist1d", n_train=128, n_test=100), 128, 20, 20, (8, 32)),
+                   "race": _race(DataConfig("mnist1d", n_train=128, n_test=100), 128, (16, 64), 512, 2.0,
+                                 _grid({16: [1.0], 64: [1.0]}, {16: [3.0], 64: [3.0]}), width=8, depth=1,
+                                 cg_iters=2)},
+         "quick": {**_setup(DataConfig("mnist1d", n_train=1000, n_test=500), 1000, 200, 200, (8, 32, 128)),
+                   "race": _race(DataConfig("mnist1d", n_train=1000, n_test=500), 1000, (16, 64, 256), 4096, 1.6,
+                                 _grid({16: [0.1, 0.3, 1.0], 64: [0.3, 1.0, 3.0], 256: [1.0, 3.0, 10.0]},
+                                       {16: [0.1, 0.3, 1.0], 64: [0.3, 1.0, 3.0], 256: [1.0, 3.0, 10.0]}),
+                                 width=16, depth=1, cg_iters=5)}}
+SETUP["long"] = {**SETUP["quick"],
+                 "race": _race(DataConfig("mnist1d", n_train=4000, n_test=1000), 4000, (16, 64, 256, 1024), 32768,
+                               1.2, _grid({16: [0.1, 0.3, 1.0], 64: [0.3, 1.0, 3.0], 256: [1.0, 3.0, 10.0],
+                                           1024: [1.0, 3.0, 10.0]},
+                                          {16: [0.1, 0.3, 1.0], 64: [0.3, 1.0, 3.0], 256: [1.0, 3.0, 10.0],
+                                           1024: [1.0, 3.0, 10.0]}))}
+SETUP["full"] = SETUP["long"]
+TUNE = kit.Tune("lr", within=("method", "batch_size"), score="train_loss_full",
+                seeds={"smoke": 1, "quick": 1, "long": 2, "full": 2}, grids_only=True)
 
 PAPER = """
 | source | what it says | status |
@@ -112,7 +142,17 @@ def arms(budget: str) -> dict[str, kit.Arm]:
     trial = Trial(data=s["data"], model=s["model"], optim=OptimConfig("sgd", lr=s["lr"]), steps=s["steps"],
                   batch_size=s["n"], eval_every=s["steps"] // 4, log_every=s["steps"] // 4,
                   monitors=("gn_noise",), monitor_every=s["monitor_every"])
-    return {"GD": kit.Arm(trial, {"method": "GD", "lr": s["lr"]})}
+    out = {"GD": kit.Arm(trial, {"method": "GD", "batch_size": s["n"], "lr": s["lr"]})}
+    r = s["race"]
+    for method in METHODS:
+        for b in r["sizes"]:
+            for lr in r["lrs"][method][b]:
+                opt = (OptimConfig("sgd", lr=lr) if method == "SGD"
+                       else OptimConfig("hf", lr=lr, options={"cg_iters": r["cg_iters"]}))
+                race = Trial(data=r["data"], model=r["model"], optim=opt, steps=r["examples"] // b, batch_size=b,
+                             eval_every=r["window"] // b, log_every=r["window"] // b)
+                out[f"{method} B={b} lr={lr:g}"] = kit.Arm(race, {"method": method, "batch_size": b, "lr": lr})
+    return out
 
 
 def _slope(b: np.ndarray, e: np.ndarray) -> float:
@@ -155,6 +195,77 @@ def measure(df, curves, ctx):
     keys = list(zip(t["arm"], t["seed"]))
     for col in ("ratio_min", "ratio_init_min", "slope_step", "slope_grad", "slope_gap"):
         t[col] = [vals.get(k, {}).get(col, np.nan) for k in keys]
+    return _measure_race(t, curves, ctx)
+
+
+def race_curve(t: pd.DataFrame, curves: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The race arms' evaluations after update 0, with `examples` processed (updates x batch size) and the
+    running training loss over the window before it."""
+    ev = curves.get("eval")
+    if ev is None or "method" not in ev:
+        return pd.DataFrame(columns=["arm", "seed", "method", "batch_size", "step", "examples", "train_loss_running"])
+    ev = ev[ev["method"].isin(METHODS) & (ev["step"] > 0)]
+    return ev.assign(examples=ev["step"] * ev["batch_size"])
+
+
+def best_batch(values: pd.Series) -> float:
+    """The batch size (index) with the fewest examples to the target, ties to the smaller; NaN when no trial
+    reached it (`values` NaN where a trial did not)."""
+    ok = values.dropna()
+    return float(min(ok.index[ok == ok.min()])) if len(ok) else float("nan")
+
+
+def crossing(hf: pd.Series, sgd: pd.Series) -> float:
+    """The smallest batch size from which on (it and every larger one in the grid) HF reached the target with
+    fewer examples than SGD at the same batch size; NaN when HF does not beat SGD at the largest. `hf`, `sgd`:
+    examples to the target by batch size, NaN where the trial did not reach it (a miss never beats, and SGD's
+    miss is beaten by any HF hit)."""
+    found = float("nan")
+    for b in sorted(hf.index, reverse=True):
+        h, g = hf.get(b, np.nan), sgd.get(b, np.nan)
+        if not (np.isfinite(h) and (not np.isfinite(g) or h < g)):
+            break
+        found = float(b)
+    return found
+
+
+def race_seeds(t: pd.DataFrame, ctx) -> pd.DataFrame:
+    """Per seed: each method's best batch size, HF's crossing batch size, and the log2 gaps the part and the
+    table read (NaN where a measure found nothing, or a race trial is missing)."""
+    r = ctx.setup["race"]
+    rows = []
+    race = t[t["method"].isin(METHODS)]
+    for seed, g in race.groupby("seed"):
+        by = {m: g[g["method"] == m].set_index("batch_size")["examples_reached"].reindex(r["sizes"])
+              for m in METHODS}
+        complete = all(len(g[(g["method"] == m) & (g["batch_size"] == b)]) == 1 for m in METHODS for b in r["sizes"])
+        best = {m: best_batch(by[m]) if complete else np.nan for m in METHODS}
+        cross = crossing(by["HF"], by["SGD"]) if complete else np.nan
+        rows.append({"seed": seed, "best_SGD": best["SGD"], "best_HF": best["HF"], "cross": cross,
+                     "cross_gap": np.log2(cross) - np.log2(best["SGD"]),
+                     "best_gap": np.log2(best["HF"]) - np.log2(best["SGD"])})
+    return pd.DataFrame(rows, columns=["seed", "best_SGD", "best_HF", "cross", "cross_gap", "best_gap"])
+
+
+def _measure_race(t: pd.DataFrame, curves: dict[str, pd.DataFrame], ctx) -> pd.DataFrame:
+    """Per race trial: `examples_to_target` (examples processed when the running training loss first reaches
+    the target; never, or only after a divergence: the budget plus one window, `reached` False) and
+    `examples_reached` (the same, NaN when not reached); per seed, on its HF trial at the largest batch size
+    (the seed's row; NaN on the others): `cross_gap` = log2(HF's crossing batch) - log2(SGD's best batch) and
+    `best_gap` = log2(HF's best batch) - log2(SGD's best batch)."""
+    r = ctx.setup["race"]
+    ev = race_curve(t, curves)
+    hit = ev[ev["train_loss_running"] <= r["target"]].groupby(["arm", "seed"])["examples"].min()
+    keys = list(zip(t["arm"], t["seed"]))
+    race = t["method"].isin(METHODS)
+    got = pd.Series([float(hit.get(k, np.nan)) for k in keys], index=t.index).where(race)
+    t["examples_reached"] = got
+    t["reached"] = got.notna().where(race)
+    t["examples_to_target"] = got.fillna(float(r["examples"] + r["window"])).where(race)
+    seeds = race_seeds(t, ctx).set_index("seed")
+    row = race & (t["method"] == "HF") & (t["batch_size"] == max(r["sizes"]))
+    for col in ("cross_gap", "best_gap", "cross", "best_SGD", "best_HF"):
+        t[col] = [float(seeds[col].get(sd, np.nan)) if is_row else np.nan for sd, is_row in zip(t["seed"], row)]
     return t
 
 
@@ -163,20 +274,67 @@ def verdict(t, ctx):
     sizes = ", ".join(str(b) for b in s["sizes"])
     note = (f"Damped Gauss-Newton step, lambda = {s['damping']:g} x the full-batch GGN's top eigenvalue; relative "
             f"errors over 8 minibatches a size, B in {{{sizes}}}, at GD's states after update 0.")
+    r = s["race"]
+    race_sizes = ", ".join(str(b) for b in r["sizes"])
+    gd = {"method": "GD"}
     return [kit.mean(t, "ratio_min", part="(a1) step's / gradient's relative error > 1 at each B", above=1.0,
                      scale="log", unit="(ratio)", fmt=".3g", what="minimum over B of the step's / the gradient's "
-                     "relative error",
+                     "relative error", where=gd,
                      claim=f"at every B in {{{sizes}}} the minibatch step's relative error exceeds the minibatch "
                            "gradient's (min over B of their ratio > 1)", note=note),
             kit.mean(t, "slope_gap", part="(a2) step's error falls with B more slowly", above=0.0, unit="(slope)",
                      fmt=".3f", what="log-log slope of the step's relative error vs B minus the gradient's",
                      claim="the step's relative error falls with the batch size more slowly than the gradient's "
-                           "(slope difference > 0)", note=note)]
+                           "(slope difference > 0)", note=note, where=gd),
+            kit.mean(t, "cross_gap", part="(b) HF starts to beat SGD above SGD's best batch", above=0.0,
+                     unit="(log2 batch)", fmt=".3g", where={"method": "HF", "batch_size": max(r["sizes"])},
+                     what="log2(batch from which HF needs fewer examples than SGD) - log2(SGD's best batch)",
+                     claim="the batch size from which on a Hessian-free method reaches the target training loss "
+                           "with fewer examples than SGD at the same batch size is larger than SGD's own best batch "
+                           "(log2 gap > 0)",
+                     note=f"Per seed, over B in {{{race_sizes}}}, each (method, B) at its own tuned lr (HF: lr = 1 / "
+                          f"damping); examples processed until the running training loss first reaches "
+                          f"{r['target']:g} nats. A seed where HF does not beat SGD at the largest B, or where SGD "
+                          "never reaches the target, has no value and counts at the threshold (a failed trial in "
+                          "the evidence). Per example processed, not at equal compute: an HF update costs "
+                          f"{r['cg_iters']} CG iterations (table).")]
+
+
+def _race_tables(t: pd.DataFrame, ctx) -> dict[str, pd.DataFrame]:
+    r = ctx.setup["race"]
+    race = t[t["method"].isin(METHODS)]
+    if race.empty:
+        return {}
+    order = {"method": METHODS}
+    ex = kit.summary(race, "examples_to_target", ["method", "batch_size"], name="examples to target", fmt=".0f",
+                     order=order, extra={"lr (chosen; HF: 1 / damping)": "lr", "reached (fraction)": "reached",
+                                         "final train loss (full split)": "train_loss_full",
+                                         "time per update (ms, median)": "time_per_step_ms"})
+    geo = race.groupby(["method", "batch_size"])["examples_to_target"].agg(lambda v: np.exp(np.log(v).mean()))
+    ex.insert(3, "geometric mean", [float(geo[(m, b)]) for m, b in zip(ex["method"], ex["batch_size"])])
+    seeds = race_seeds(race, ctx)
+    seeds.insert(0, "block", np.where(seeds["seed"] >= kit.REPLICATION_OFFSET, "replication", "verdict"))
+    rows = race[race["cross_gap"].notna() | (race["method"].eq("HF") & race["batch_size"].eq(max(r["sizes"])))]
+    gaps = pd.concat([kit.summary(rows, col, ["method"], name="value", fmt=".3g").assign(quantity=name)
+                      for col, name in (("cross_gap", "(b) log2 HF's crossing batch - log2 SGD's best batch"),
+                                        ("best_gap", "log2 HF's best batch - log2 SGD's best batch (shown, not "
+                                                     "judged)"))],
+                     ignore_index=True).rename(columns={"value (mean)": "mean"})
+    gaps = gaps[["quantity"] + [c for c in gaps.columns if c not in ("quantity", "method")]]
+    return {"(b) the part's value and HF's best batch (per-seed values; a seed without a value is counted as "
+            "failed)": gaps,
+            f"(b) examples processed to a running training loss of {r['target']:g} nats (a trial that never "
+            f"reaches it counts as {r['examples'] + r['window']:,} examples: the budget plus one window)": ex,
+            "(b) per seed: each method's best batch and HF's crossing batch (NaN: none found)": seeds,
+            "(b) learning-rate grid by method and batch size (tuning seeds; HF's lr is 1 / damping)":
+                kit.tuning_table(ctx, order=order)}
 
 
 def tables(t, curves, ctx):
     el = errors_long(curves, ctx)
     s = ctx.setup
+    race_tables = _race_tables(t, ctx)
+    t = t[t["method"] == "GD"]
     parts = pd.concat([kit.summary(t, col, ["method"], name="value", fmt=".3g").assign(quantity=name)
                        for col, name in (("ratio_min", "(a1) min over B of step / gradient error (judged states)"),
                                          ("ratio_init_min", "the same at update 0 (shown, not judged)"),
@@ -203,11 +361,40 @@ def tables(t, curves, ctx):
         damp["full-batch step's loss change (nats)"] = [mon[f"gn_change@{c:g}"].mean() for c in damp.index]
         out["the damping's role at the judged states (geometric mean over seeds and states; heavy damping turns "
             "the step into a scaled gradient)"] = damp.reset_index()
-    return out
+    return {**out, **race_tables}
+
+
+def _race_figure(t: pd.DataFrame, curves: dict[str, pd.DataFrame], ctx, judged):
+    r = ctx.setup["race"]
+    race = t[t["method"].isin(METHODS)]
+    fig, (a1, a2, a3) = plots.figure(3, width=4.6)
+    if len(race):
+        plots.curves(a1, race, "batch_size", "examples_to_target", "method", "batch size B (log)",
+                     "examples processed to the target (log)", "(b) Examples to the target by batch size", logy=True,
+                     hue_order=METHODS)
+        a1.set_xscale("log", base=2)
+        a1.axhline(r["examples"] + r["window"], color="0.4", ls=":", lw=1)
+        ev = race_curve(race, curves)
+        chosen = ev.assign(run=ev["method"] + " B=" + ev["batch_size"].astype(str))
+        order = [f"{m} B={b}" for m in METHODS for b in r["sizes"]]
+        plots.curves(a2, chosen, "examples", "train_loss_running", "run", "examples processed (log)",
+                     "running training loss (nats)", "(b) Training loss, each at its tuned lr", hue_order=order)
+        a2.set_xscale("log")
+        a2.axhline(r["target"], color="0.4", ls="--", lw=1)
+        a2.legend(fontsize="x-small", ncol=2)
+    plots.parts(a3, [judged], ["(b) crossing - SGD's best"], "log2 batch-size gap", "(b) HF's crossing vs SGD's best",
+                legend="below")
+    plots.caption(fig, plots.BAND_LABEL + f"; left: dotted = a trial that never reached the target "
+                  f"({r['examples'] + r['window']:,} examples, the budget plus one window); middle: dashed = the "
+                  f"target {r['target']:g} nats; right: each seed's value (grey), the pooled mean with its 95% "
+                  "interval, and the threshold 0 (dashed)")
+    return fig
 
 
 def figures(t, curves, ctx):
     s = ctx.setup
+    race_fig = _race_figure(t, curves, ctx, verdict(t, ctx)[2])
+    t = t[t["method"] == "GD"]
     el = errors_long(curves, ctx)
     chosen = el[np.isclose(el["c"], s["damping"])]
     fig, (a1, a2, a3) = plots.figure(3, width=4.6)
@@ -236,7 +423,7 @@ def figures(t, curves, ctx):
                 "(a2) how fast the errors fall with B", legend="below")
     plots.caption(fig2, plots.BAND_LABEL + "; left: dashed = equal relative errors; right: each seed's value (grey), "
                   "the pooled mean with its 95% interval, and the threshold 0 (dashed)")
-    return {"errors_by_batch": fig, "damping_and_slopes": fig2}
+    return {"errors_by_batch": fig, "damping_and_slopes": fig2, "race": race_fig}
 
 
 if __name__ == "__main__":
