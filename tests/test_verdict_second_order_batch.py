@@ -14,7 +14,7 @@ PARTS = ["(a1) step's / gradient's relative error > 1 at each B", "(a2) step's e
          "(b) HF starts to beat SGD above SGD's best batch"]
 YES = {"ratio_min": 3.0, "slope_gap": 0.3, "cross_gap": 2.0}
 NO = {"ratio_min": 0.3, "slope_gap": -0.3, "cross_gap": -2.0}
-RACE = study.SETUP["quick"]["race"]
+RACE = study.SETUP["long"]["race"]  # the race tests: four batch sizes
 
 
 def planted(effect: str):
@@ -23,7 +23,7 @@ def planted(effect: str):
     its threshold (ratio 1, gaps 0) with seeds alternating either side. (b)'s value sits on each seed's HF trial
     at the largest batch, as the measure puts it."""
     def values(f, seed, rng):
-        seed_row = f["method"] == "HF" and f["batch_size"] == max(RACE["sizes"])
+        seed_row = f["method"] == "HF" and f["batch_size"] == max(study.SETUP["quick"]["race"]["sizes"])
         if effect == "unclear":
             v = {"ratio_min": 3.0 ** ((-1) ** seed), "slope_gap": 0.3 * (-1) ** seed, "cross_gap": 2.0 * (-1) ** seed}
         else:
@@ -127,38 +127,39 @@ def _race_records(examples: dict[tuple[str, int], float | None], seeds=(0,), sta
 
 def _race(examples, seeds=(0,)):
     df, curves = _race_records(examples, seeds)
-    ctx = kit.Context("quick", tuple(seeds), setup=study.SETUP["quick"])
+    ctx = kit.Context("long", tuple(seeds), setup=study.SETUP["long"])
     return study._measure_race(df.copy(), curves, ctx), ctx
 
 
 def _plan(sgd, hf):
     sizes = RACE["sizes"]
+    assert len(sgd) == len(hf) == len(sizes)
     return {**{("SGD", b): v for b, v in zip(sizes, sgd)}, **{("HF", b): v for b, v in zip(sizes, hf)}}
 
 
 def test_race_measure_reads_best_batches_and_the_crossing():
-    """SGD best at the smallest batch; HF behind it there and ahead from the middle batch on: the crossing is
-    the middle batch, the gap log2(middle / smallest); a trial that never reaches counts as the budget plus a
+    """SGD best at the smallest batch; HF behind it there and ahead from the second batch on: the crossing is
+    the second batch, the gap log2(second / smallest); a trial that never reaches counts as the budget plus a
     window."""
-    w = RACE["window"]
-    sizes = RACE["sizes"]
-    t, _ = _race(_plan(sgd=[2 * w, 4 * w, 8 * w], hf=[4 * w, 2 * w, 3 * w]))
+    w, sizes = RACE["window"], RACE["sizes"]
+    t, _ = _race(_plan(sgd=[2 * w, 4 * w, 8 * w, 8 * w], hf=[4 * w, 2 * w, 3 * w, 3 * w]))
     row = t[(t["method"] == "HF") & (t["batch_size"] == sizes[-1])].iloc[0]
     assert row["best_SGD"] == sizes[0] and row["best_HF"] == sizes[1] and row["cross"] == sizes[1]
     assert row["cross_gap"] == pytest.approx(np.log2(sizes[1] / sizes[0]))
     assert t["cross_gap"].notna().sum() == 1  # one value a seed, on its HF trial at the largest batch
-    t, _ = _race(_plan(sgd=[2 * w, None, None], hf=[4 * w, None, 3 * w]))
+    t, _ = _race(_plan(sgd=[2 * w, None, None, None], hf=[4 * w, None, 3 * w, 3 * w]))
     never = t[(t["method"] == "SGD") & (t["batch_size"] == sizes[1])].iloc[0]
     assert not never["reached"] and never["examples_to_target"] == RACE["examples"] + w
-    # HF ahead at the largest (SGD never there) but both miss the middle one: the crossing is the largest only
-    assert t["cross"].dropna().iloc[0] == sizes[-1]
+    # HF ahead at the two largest (SGD never there) but both miss the second: the crossing is the third
+    assert t["cross"].dropna().iloc[0] == sizes[2]
 
 
 def test_hf_that_never_beats_sgd_at_the_largest_batch_gives_no_value():
     """HF level with SGD everywhere (the same curves), or ahead only at small batches: no crossing, a NaN that
     the part counts at its threshold, never on the passing side."""
     w = RACE["window"]
-    for sgd, hf in (([2 * w, 3 * w, 4 * w], [2 * w, 3 * w, 4 * w]), ([4 * w, 3 * w, 2 * w], [2 * w, 2 * w, 3 * w])):
+    for sgd, hf in (([2 * w, 3 * w, 4 * w, 5 * w], [2 * w, 3 * w, 4 * w, 5 * w]),
+                    ([4 * w, 3 * w, 2 * w, 2 * w], [2 * w, 2 * w, 3 * w, 3 * w])):
         t, ctx = _race(_plan(sgd, hf), seeds=range(6))
         assert t["cross_gap"].isna().all()
         part = study.verdict(t.assign(ratio_min=np.nan, slope_gap=np.nan), ctx)[2]
@@ -166,10 +167,10 @@ def test_hf_that_never_beats_sgd_at_the_largest_batch_gives_no_value():
 
 
 def test_race_with_hf_ahead_only_at_large_batches_reads_reproduced_and_the_mirror_not():
-    """Planted curves, 6 seeds: HF ahead from the middle batch on while SGD is best at the smallest gives (b)
-    reproduced; HF ahead from the smallest batch while SGD is best at the largest gives not reproduced."""
+    """Planted curves, 6 seeds: HF ahead from the second batch on while SGD is best at the smallest gives (b)
+    reproduced; HF ahead at every batch while SGD is best at the largest gives not reproduced."""
     w = RACE["window"]
-    t, ctx = _race(_plan(sgd=[2 * w, 4 * w, 8 * w], hf=[4 * w, 2 * w, 3 * w]), seeds=range(6))
+    t, ctx = _race(_plan(sgd=[2 * w, 4 * w, 8 * w, 8 * w], hf=[4 * w, 2 * w, 3 * w, 3 * w]), seeds=range(6))
     assert study.verdict(t, ctx)[2].word == "reproduced"
-    t, ctx = _race(_plan(sgd=[8 * w, 6 * w, 4 * w], hf=[2 * w, 2 * w, 3 * w]), seeds=range(6))
+    t, ctx = _race(_plan(sgd=[8 * w, 6 * w, 4 * w, 3 * w], hf=[2 * w, 2 * w, 2 * w, 2 * w]), seeds=range(6))
     assert study.verdict(t, ctx)[2].word == "not reproduced"
