@@ -115,6 +115,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import FuncFormatter, NullLocator
 
 from oplab import cli, kit, plots
 from oplab.config import DataConfig, ModelConfig, OptimConfig, Trial
@@ -416,19 +417,25 @@ def _race_figure(t: pd.DataFrame, curves: dict[str, pd.DataFrame], ctx, judged):
         plots.curves(a1, race, "batch_size", "examples_to_target", "method", "batch size B (log)",
                      "examples processed to the target (log)", "(b) Examples to the target by batch size", logy=True,
                      hue_order=METHODS)
-        a1.set_xscale("log", base=2)
+        a1.set_xscale("log")
+        a1.set_xticks(r["sizes"], [str(b) for b in r["sizes"]])
+        a1.xaxis.set_minor_locator(NullLocator())
+        for axis in (a1.yaxis.set_major_formatter, a1.yaxis.set_minor_formatter):  # 2,000, not 2 x 10^3
+            axis(FuncFormatter(lambda v, _: f"{v:,.0f}"))
         a1.axhline(r["examples"] + r["window"], color="0.4", ls=":", lw=1)
         ev = race_curve(race, curves)
-        chosen = ev.assign(run=ev["method"] + " B=" + ev["batch_size"].astype(str))
-        order = [f"{m} B={b}" for m in METHODS for b in r["sizes"]]
-        plots.curves(a2, chosen, "examples", "train_loss_running", "run", "examples processed (log)",
-                     "running training loss (nats)", "(b) Training loss, each at its tuned lr", hue_order=order)
-        a2.set_xscale("log")
+        ev = ev.assign(kilo=ev["examples"] / 1000, B=ev["batch_size"].map(lambda b: f"B = {b}"))
+        plots.theme().lineplot(data=ev, x="kilo", y="train_loss_running", hue="method", hue_order=METHODS,
+                               style="B", style_order=[f"B = {b}" for b in r["sizes"]], errorbar=None, ax=a2)
+        a2.set_xlabel("examples processed (thousands)")
+        a2.set_ylabel("running training loss (nats)")
+        a2.set_title("(b) Training loss, mean over seeds")
         a2.axhline(r["target"], color="0.4", ls="--", lw=1)
-        a2.legend(fontsize="x-small", ncol=2)
+        a2.legend(fontsize="x-small", ncol=2, title=None)
     plots.parts(a3, [judged], ["(b) crossing - SGD's best"], "log2 batch-size gap", "(b) HF's crossing vs SGD's best",
                 legend="below")
-    plots.caption(fig, plots.BAND_LABEL + f"; left: dotted = a trial that never reached the target "
+    plots.caption(fig, plots.BAND_LABEL + f" (left); each (method, B) at its tuned lr; left: dotted = a trial that "
+                  f"never reached the target "
                   f"({r['examples'] + r['window']:,} examples, the budget plus one window); middle: dashed = the "
                   f"target {r['target']:g} nats; right: each seed's value (grey), the pooled mean with its 95% "
                   "interval, and the threshold 0 (dashed)")
