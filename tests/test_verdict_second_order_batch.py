@@ -174,3 +174,10 @@ def test_race_with_hf_ahead_only_at_large_batches_reads_reproduced_and_the_mirro
     assert study.verdict(t, ctx)[2].word == "reproduced"
     t, ctx = _race(_plan(sgd=[8 * w, 6 * w, 4 * w, 3 * w], hf=[2 * w, 2 * w, 2 * w, 2 * w]), seeds=range(6))
     assert study.verdict(t, ctx)[2].word == "not reproduced"
+
+
+def test_first_below_interpolates_within_the_window_of_the_crossing():
+    curve = pd.DataFrame({"examples": [256, 512, 768], "train_loss_running": [2.2, 2.0, 1.6]})
+    assert study.first_below(curve, 1.9) == pytest.approx(512 + 256 * 0.25)
+    assert study.first_below(curve, 2.5) == 256  # already below at the first window
+    assert np.isnan(study.first_below(curve, 1.0))
