@@ -17,4 +17,16 @@ dataset).
 __version__ = "0.1.0"
 
 # register every dataset, initializer, monitor and model
-from oplab import data, dynamics, init_rnn, layerstats, pretrain, probes, recurrent, saddles, secondorder, tasks  # noqa: E402,F401
+from oplab import (  # noqa: E402,F401
+    data,
+    dynamics,
+    hessianfree,
+    init_rnn,
+    layerstats,
+    pretrain,
+    probes,
+    recurrent,
+    saddles,
+    secondorder,
+    tasks,
+)

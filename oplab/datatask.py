@@ -133,6 +133,10 @@ class DatasetTask:
     def loss(self, model: torch.nn.Module, batch) -> torch.Tensor:
         return self.loss_fn(model(batch[0]), batch[1])
 
+    def outputs(self, model: torch.nn.Module, batch) -> tuple[torch.Tensor, callable]:
+        """The minibatch's outputs and its loss as a function of them (a curvature optimizer's products)."""
+        return model(batch[0]), lambda z: self.loss_fn(z, batch[1])
+
     def log_fields(self, step: int, batch) -> dict:
         return {"batch_size": self.sizes[step - 1]} if self.sizes else {}
 

@@ -22,7 +22,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "foundations": ("registry", "config", "seeds", "schema", "records", "imports"),
     "components": ("dataset", "data", "tasks", "models", "norms", "init", "optim", "monitors", "layerstats",
                    "dynamics", "probes", "net2net", "pretrain", "distill", "curriculum", "growth", "averaging",
-                   "secondorder", "init_rnn", "critical", "recurrent", "labels", "saddles"),
+                   "secondorder", "hessianfree", "init_rnn", "critical", "recurrent", "labels", "saddles"),
     "trial": ("datatask", "streamtask", "train"),
     "planning and execution": ("plan", "store", "job", "pools", "runner"),
     "judging and reporting": ("stats", "kit", "estimate", "staleness", "plots", "forest", "report", "compare"),

@@ -98,14 +98,20 @@ def clip_gradients_(params: list[torch.Tensor], cfg: OptimConfig) -> tuple[torch
 
 
 def step(loss: torch.Tensor, params: list[torch.Tensor], opt: torch.optim.Optimizer,
-         cfg: OptimConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+         cfg: OptimConfig, outputs: Callable | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One update from a minibatch loss with no host sync: backward, clip as configured, step.
     Returns (loss, gradient norm before clipping, whether it clipped) as 0-d tensors. It steps even
     when the loss or the gradient is not finite: the caller checks the values it gets back (every
-    few updates, in one transfer) and discards the model from the first non-finite one on."""
+    few updates, in one transfer) and discards the model from the first non-finite one on.
+    `outputs`: a closure giving the minibatch's outputs and the loss as a function of them, passed to an
+    optimizer that asks for it (`wants_outputs`: oplab.hessianfree's curvature products); never called
+    for the others."""
     loss.backward()
     grad_norm, clipped = clip_gradients_(params, cfg)
-    opt.step()
+    if getattr(opt, "wants_outputs", False):
+        opt.step(outputs)
+    else:
+        opt.step()
     return loss.detach(), grad_norm, clipped
 
 

@@ -193,7 +193,9 @@ def _train(trial: Trial, seed: int, runtime: Runtime, t_start: float,
         timer.start(step)
         opt.zero_grad(set_to_none=True)
         loss = kd.loss(model, batch, step) if kd is not None else task.loss(model, batch)
-        pending.append((step, *optim.step(loss, params, opt, trial.optim), task.log_fields(step, batch)))
+        # the last argument (the minibatch's outputs) is called only by a curvature optimizer (oplab.hessianfree)
+        pending.append((step, *optim.step(loss, params, opt, trial.optim, lambda b=batch: task.outputs(model, b)),
+                        task.log_fields(step, batch)))
         sched.step()
         if ema is not None:
             ema.update(model)

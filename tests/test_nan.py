@@ -63,8 +63,8 @@ def _poison_last_update(monkeypatch, total_steps: int) -> None:
     calls = []
 
     def poisoned(real):
-        def fn(loss, params, opt, cfg):
-            out = real(loss, params, opt, cfg)
+        def fn(loss, params, opt, cfg, *outputs):  # optim.step also takes the minibatch's outputs closure
+            out = real(loss, params, opt, cfg, *outputs)
             calls.append(1)
             if out is not None and len(calls) == total_steps:
                 with torch.no_grad():
