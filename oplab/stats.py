@@ -384,6 +384,11 @@ def reason(v: Verdict | dict, halves: dict | None = None) -> str:
 
 def _reason(d: dict, halves: dict | None, word: str, test: dict, n: int, det: dict) -> str:
     if word == "not reproduced":
+        lo, hi = d["ci"]
+        if test.get("side") in ("above", "below") and (hi - lo) <= ROUNDING * max(1.0, abs(hi)) and \
+                np.isclose(hi, _boundaries(test)[0], rtol=ROUNDING, atol=1e-12):
+            return ("every seed sits exactly on the threshold (the interval is that one point): none is beyond it, "
+                    "so the data do not show the claimed effect at this budget")
         side = "outside the band" if test.get("side") == "within" else "wholly on the other side of the threshold"
         return f"the interval lies {side}: the data contradict the claim at this budget"
     if n < MIN_SEEDS:

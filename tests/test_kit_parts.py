@@ -289,3 +289,14 @@ def test_a_part_whose_measure_found_nothing_is_inconclusive_not_refuted():
     most = two_arms([-5.0, -5.1, -4.9, -5.2, -5.0, -5.3, -4.8, float("nan")], [1.0] * n)
     v = kit.mean(most[most["m"] == "a"], "x", part="p", claim="c", unit="u", what="w", above=0.0)
     assert v.word == "not reproduced" and v.details["unmeasured_seeds"] == 1
+
+
+def test_every_seed_on_the_threshold_is_said_so():
+    """Seeds that all sit exactly on the threshold read "not reproduced" (none is beyond it), and the
+    reason says they sit on it rather than that the interval lies on the other side."""
+    t = two_arms([0.0] * 6, [1.0] * 6)
+    v = kit.mean(t[t["m"] == "a"], "x", part="p", claim="c", unit="u", what="w", above=0.0)
+    assert v.word == "not reproduced" and "exactly on the threshold" in v.reason
+    w = kit.mean(two_arms([-1.0, -1.1, -0.9, -1.2, -1.0, -0.8], [1.0] * 6).query("m == 'a'"), "x", part="p",
+                 claim="c", unit="u", what="w", above=0.0)
+    assert w.word == "not reproduced" and "other side" in w.reason
