@@ -99,28 +99,32 @@ SOURCE = ("Cooijmans, Ballas, Laurent, Gulcehre & Courville 2017, Recurrent Batc
           "arXiv 1603.09025 (sec. 3-4, Fig. 2, Table 1); Salimans & Kingma 2016, Weight Normalization, "
           "arXiv 1602.07868 (sec. 5.3, DRAW)")
 VERSION = 1
-SEEDS = {"smoke": 2, "quick": 5, "full": 5}
+SEEDS = {"smoke": 2, "quick": 5, "long": 5, "full": 5}
 TUNE = kit.Tune("lr", within=("norm",), score="train_loss_running",
-                seeds={"smoke": 1, "quick": 2, "full": 2})
+                seeds={"smoke": 1, "quick": 2, "long": 2, "full": 2})
 
 ARMS = {"plain": ("none", NormConfig("none")), "BN": ("batch", NormConfig("none")),
-        "WN": ("none", NormConfig("weight", data_init=False))}  # label -> (the cell's norm, oplab normalizer)
+        "WN": ("none", NormConfig("weight", data_init=True))}  # label -> (the cell's norm, oplab normalizer)
 ORDER = list(ARMS)
-GRID = [0.03, 0.1, 0.3]  # Adam learning rates per update, every arm's grid
+GRID = [0.03, 0.1, 0.3]  # Adam learning rates per update, every arm's grid (quick)
 
 
 def _setup(data: DataConfig, width: int, chunk: int, steps: int, eval_every: int, target: float,
-           lrs: list[float] | None = None, batch: int = 100) -> dict:
+           lrs: list[float] | None = None, batch: int = 100, optim: str = "adam") -> dict:
     """target: running training loss (nats) whose first crossing is timed; eval_every: updates between
-    evaluations (the resolution of the measure)."""
+    evaluations (the resolution of the measure); optim: "adam" or "rmsprop" (decay 0.9), the gradient norm
+    clipped at 1 either way; lrs: its learning rates per update, every arm's grid."""
     return {"data": data, "width": width, "chunk": chunk, "steps": steps, "eval_every": eval_every,
-            "target": target, "lrs": lrs or GRID, "batch": batch}
+            "target": target, "lrs": lrs or GRID, "batch": batch, "optim": optim}
 
 
 SETUP = {
     "smoke": _setup(DataConfig("temporal_order", options={"length": 10, "n_train": 100, "n_test": 50}), 4, 1, 4,
                     2, 1.0, lrs=[0.03], batch=50),
     "quick": _setup(DataConfig("mnist1d", n_test=500), 32, 4, 100, 10, 1.5),
+    # the paper's regime: one value a step (40 steps), 100 units, RMSProp, batch 100 (the target: see Budgets)
+    "long": _setup(DataConfig("mnist1d", n_test=500), 100, 1, 300, 20, 1.5, lrs=[0.003, 0.01, 0.03],
+                   optim="rmsprop"),
     "full": _setup(DataConfig("mnist"), 100, 28, 20000, 500, 0.3),
 }
 
@@ -151,7 +155,7 @@ def arms(budget: str) -> dict[str, kit.Arm]:
         model = ModelConfig("norm_lstm", 1, s["width"], "tanh", options={"norm": cell_norm, "chunk": s["chunk"]})
         for lr in s["lrs"]:
             trial = Trial(data=s["data"], model=model, init=InitConfig("default"), norm=normalizer,
-                          optim=OptimConfig("adam", lr=lr, clip="norm", clip_threshold=1.0), steps=s["steps"],
+                          optim=OptimConfig(s["optim"], lr=lr, clip="norm", clip_threshold=1.0), steps=s["steps"],
                           batch_size=s["batch"], eval_every=s["eval_every"])
             out[f"{label} lr={lr:g}"] = kit.Arm(trial, {"norm": label, "lr": lr})
     return out
