@@ -152,7 +152,7 @@ SETUP = {
     "quick": _setup(DataConfig("mnist1d", n_test=500), 32, 4, 100, 10, 1.5, more_lrs={"WN": [0.003, 0.01]}),
     # the paper's regime: one value a step (40 steps), 100 units, RMSProp, batch 100 (the target: see Budgets)
     "long": _setup(DataConfig("mnist1d", n_test=500), 100, 1, 300, 20, 1.6, lrs=[0.003, 0.01, 0.03],
-                   optim="rmsprop", more_lrs={"BN": [0.1], "WN": [0.001]}),
+                   optim="rmsprop", more_lrs={"BN": [0.1, 0.3], "WN": [0.001]}),
     "full": _setup(DataConfig("mnist"), 100, 28, 20000, 500, 0.3),
 }
 
