@@ -267,7 +267,8 @@ def figures(t, curves, ctx):
     ev = ev.merge(t[["arm", "seed"]], on=["arm", "seed"])
     fig, axes = plots.figure(2, width=5.0)
     plots.curves(axes[0], ev, "step", "train_loss_running", "norm", "update",
-                 "running training loss (nats, mean of 10 minibatches)", "Training loss, each arm at its chosen rate",
+                 f"running training loss (nats, mean of {ctx.setup['eval_every']} minibatches)",
+                 "Training loss, each arm at its chosen rate",
                  hue_order=ORDER)
     axes[0].axhline(target, color="0.3", ls="--", lw=1)
     parts = verdict(t, ctx)
