@@ -103,7 +103,11 @@ def data_dependent_init(model: nn.Module, x: torch.Tensor) -> list[dict[str, flo
     """Salimans & Kingma's init: layer by layer on the batch `x`, set g and b of each
     weight-normed layer so that its pre-activations have mean 0 and std 1 per unit.
     The read-out layer is included, as in the paper. Running statistics of
-    normalization layers are left as they were. Returns per-layer (mean, std) before."""
+    normalization layers are left as they were. Returns per-layer (mean, std) before.
+    A model that has its own `data_dependent_init(x)` (a recurrence written out step by step, whose
+    recurrent weight is not called as a layer: oplab.recurrent.NormLSTM) is initialized by it."""
+    if callable(getattr(model, "data_dependent_init", None)):
+        return model.data_dependent_init(x)
     layers = [m for m in weight_layers(model) if is_weight_normed(m)]
     report = []
     with probing(model, train=True):

@@ -25,6 +25,32 @@ forward pass computes each reparameterized weight once, not once a step (paramet
 
 h_0 = c_0 = 0, so the recurrent term is 0 at the first step for every example: it is left out there
 (its batch variance would be 0), and the first recurrent statistics are those of step 2.
+
+Weight normalization's data-dependent init for this cell (`NormLSTM.data_dependent_init`, which
+oplab.norms.data_dependent_init calls for a model that has one). Salimans & Kingma's rule (2016,
+sec. 3): on one minibatch, set each unit's g and b so that its pre-activation has mean 0 and
+variance 1. Their rule is for feed-forward layers; the authors advise against it for recurrent nets
+(see studies/rnn_normalization's docstring), so its extension to the recurrence is ours:
+- the pre-activation of gate unit j at step t is z_t = u_t + r_t + b, the input term u_t = W_x x_t
+  and the recurrent term r_t = W_h h_(t-1) (r_1 = 0: h_0 = 0), each weight normalized with its own
+  g per gate unit; its statistics are taken over the batch and every step (the unit's statistics,
+  as a convolution's are taken over positions);
+- three conditions a unit fix its three numbers (g_x, g_h, b): mean(z) = 0 and Var(z) = 1 (the
+  paper's rule), and Var(r) / Var(u) = (1 - share) / share (share = 1/2: neither the new input
+  nor the memory dominates at the start, the split oplab.init_rnn's LSUV for an RNN uses);
+- the forget gate's units get mean `forget_bias` (1) instead of 0: the offset every arm of the
+  study starts with, which in the BN-LSTM too sits after the normalization (b);
+- h depends on all three, so they are found by a fixed-point iteration: one forward pass of the
+  batch, then, with h held, g_h rescaled to the split, both g's of the unit scaled by 1 / std(z)
+  and b set to the mean target (exact at fixed h); repeated until every unit's mean, variance and
+  split are within `tol` (or `tmax` passes; the report says which). Each pass after the first moves
+  only a fraction `damping` (0.1) of the way, in logs for the g's: the whole step overshoots,
+  because a bias moves every unit's h and so, through W_h, every unit's mean (at 100 units and 40
+  steps the undamped and the 0.3-damped iterations cycle; at 0.1 every unit is within 0.01 after
+  about 80 passes);
+- then the read-out (a feed-forward layer): the paper's rule on the last hidden state of the batch,
+  each logit's mean 0 and variance 1.
+Statistics are the batch's own (variance without Bessel's correction).
 """
 
 from __future__ import annotations
@@ -97,7 +123,7 @@ class NormLSTM(nn.Module):
         super().__init__()
         if norm not in NORMS:
             raise ValueError(f"norm_lstm norm {norm!r} is not valid; valid: {', '.join(NORMS)}")
-        self.width, self.steps, self.norm = width, steps, norm
+        self.width, self.steps, self.norm, self.forget_bias = width, steps, norm, float(forget_bias)
         self.w_x = nn.Linear(n_in, 4 * width, bias=False)
         self.w_h = nn.Linear(width, 4 * width, bias=False)
         self.bias = nn.Parameter(torch.zeros(4 * width))
@@ -137,6 +163,90 @@ class NormLSTM(nn.Module):
                 c = gates[:, :w] * g if c is None else torch.addcmul(gates[:, w : 2 * w] * c, gates[:, :w], g)
                 h = gates[:, 3 * w :] * torch.tanh(self.bn_c(c, t) if bn else c)
             return self.readout(h)
+
+    def _terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The plain cell on x (batch, time, features): the input terms u (batch, time, 4 width, no bias),
+        the recurrent terms r of steps 2..T (batch, time - 1, 4 width) and the last hidden state."""
+        w, w_h = self.width, self.w_h.weight.t()
+        u = self.w_x(x)
+        h = c = None
+        rs = []
+        for t in range(self.steps):
+            z = u[:, t] + self.bias
+            if h is not None:
+                rs.append(h @ w_h)
+                z = z + rs[-1]
+            gates, g = torch.sigmoid(z), torch.tanh(z[:, 2 * w : 3 * w])
+            c = gates[:, :w] * g if c is None else gates[:, w : 2 * w] * c + gates[:, :w] * g
+            h = gates[:, 3 * w :] * torch.tanh(c)
+        r = torch.stack(rs, dim=1) if rs else u.new_zeros(u.shape[0], 0, u.shape[2])
+        return u, r, h
+
+    @torch.no_grad()
+    def data_dependent_init(self, x: torch.Tensor, share: float = 0.5, tol: float = 0.01, tmax: int = 300,
+                            damping: float = 0.1) -> list[dict]:
+        """Weight norm's data-dependent init carried into the recurrence (module docstring) on the batch x:
+        every gate unit's pre-activation to mean 0 (the forget gate's: forget_bias) and variance 1 over
+        the batch and the steps, its recurrent term's variance (1 - share) / share times its input
+        term's; then the read-out's logits to mean 0 and variance 1. Needs the plain cell with W_x, W_h
+        and the read-out weight-normalized (oplab.norms' "weight"). Returns a report per part: the
+        pre-activations' mean and std (averaged over units) before and after, the worst unit's errors
+        after, and the passes it took."""
+        if self.norm != "none":
+            raise ValueError("the weight-norm data-dependent init is for the plain cell (norm 'none'), not the "
+                             "BN-LSTM, whose batch norm sets the pre-activations' scale itself")
+        if not all(parametrize.is_parametrized(m, "weight") for m in (self.w_x, self.w_h, self.readout)):
+            raise ValueError("the data-dependent init needs W_x, W_h and the read-out weight-normalized "
+                             "(normalizer 'weight')")
+        if not 0.0 < share <= 1.0:
+            raise ValueError(f"share must be in (0, 1], got {share}")
+        x = x.reshape(x.shape[0], self.steps, -1)
+        g_x = self.w_x.parametrizations.weight.original0  # (4 width, 1): one g per gate unit
+        g_h = self.w_h.parametrizations.weight.original0
+        w = self.width
+        target = torch.zeros(4 * w, dtype=x.dtype, device=x.device)
+        target[w : 2 * w] = self.forget_bias
+        ratio = (1.0 - share) / share  # Var(r) / Var(u)
+
+        def moments(t):  # per unit over batch and steps: (mean, variance); flat rows reduce fast
+            t = t.reshape(-1, t.shape[-1])
+            m = t.mean(dim=0)
+            return m, (t - m).square().mean(dim=0)
+
+        def measure():  # one pass: u, r, the last h, the pre-activation without b, its moments, the errors
+            u, r, h = self._terms(x)
+            a = torch.cat([u[:, :1], u[:, 1:] + r], dim=1)
+            (mean, var), var_u = moments(a), moments(u)[1].clamp_min(1e-12)
+            var_r = moments(r)[1].clamp_min(1e-12) if r.shape[1] else None
+            err = {"mean": float((mean + self.bias - target).abs().max()), "var": float((var - 1).abs().max())}
+            if var_r is not None:
+                err["split"] = float((var_r / var_u / ratio - 1).abs().max())
+            return u, r, h, mean, var, var_u, var_r, err
+
+        u, r, h, mean, var, var_u, var_r, err = measure()
+        before = {"mean": float((mean + self.bias).mean()), "std": float(var.sqrt().mean())}
+        passes = 0
+        while max(err.values()) >= tol and passes < tmax:
+            passes += 1
+            k = (ratio * var_u / var_r).sqrt() if var_r is not None else torch.ones_like(var_u)
+            a = torch.cat([u[:, :1], u[:, 1:] + k * r], dim=1)  # the unit with g_h rescaled, h held
+            m, v = moments(a)
+            scale = v.clamp_min(1e-24).rsqrt()
+            d = 1.0 if passes == 1 else damping  # the first pass whole (from the start's scale), then damped
+            g_x.mul_(scale.pow(d).view(-1, 1))
+            g_h.mul_((k * scale).pow(d).view(-1, 1))
+            self.bias.lerp_(target - scale * m, d)
+            u, r, h, mean, var, var_u, var_r, err = measure()
+        gates = {"layer": "gates (W_x, W_h, b)", **before, "mean_after": float((mean + self.bias).mean()),
+                 "std_after": float(var.sqrt().mean()), "passes": passes, "converged": max(err.values()) < tol,
+                 **{f"max_err_{k}": v for k, v in err.items()}}
+        # the read-out, a feed-forward layer: the paper's rule on the last hidden state (linear: exact)
+        out = self.readout(h)
+        mu, sd = out.mean(dim=0), out.std(dim=0, correction=0).clamp_min(1e-12)
+        self.readout.parametrizations.weight.original0.div_(sd.view(-1, 1))
+        self.readout.bias.sub_(mu).div_(sd)
+        readout = {"layer": "readout", "mean": float(mu.mean()), "std": float(sd.mean())}
+        return [gates, readout]
 
 
 @MODELS.register("norm_lstm")
