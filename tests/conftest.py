@@ -31,6 +31,26 @@ def trial() -> Trial:
     return tiny_trial()
 
 
+def pytest_configure(config):
+    # pytest-xdist registers it too; without the plugin a mark of it must not warn
+    config.addinivalue_line("markers", "xdist_group(name): run these tests on one pytest-xdist worker")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """`make test` runs on pytest-xdist workers with --dist loadgroup: each test goes to the next free
+    worker, except an xdist group's tests, which go together. The tests that use a module-scoped
+    fixture of their own module (e.g. a results folder trained once) form a group, so that one worker
+    builds it once instead of each worker building it for the tests it happens to get."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        module = item.nodeid.split("::", 1)[0]
+        for name in sorted(info.names_closure if info is not None else ()):
+            defs = info.name2fixturedefs.get(name) or ()
+            if defs and defs[-1].scope == "module" and defs[-1].baseid == module:
+                item.add_marker(pytest.mark.xdist_group(f"{module}::{name}"))
+
+
 def kill_mid_run(cmd: list[str], out, env: dict, cwd, timeout: float) -> None:
     """Start `cmd` (a run writing into `out`), SIGKILL its process group once 3 tiny-study records are
     stored (or after `timeout` seconds), and wait for it: a run killed half-way."""

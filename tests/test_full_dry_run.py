@@ -5,6 +5,7 @@ lengths cut to a minimum; models, widths, depths, batch sizes, initializers, nor
 optimizers and monitors are untouched."""
 
 import dataclasses
+import hashlib
 import inspect
 import os
 
@@ -85,16 +86,37 @@ def _arms():
 ARMS = _arms()
 
 
-@pytest.mark.parametrize("study,name,arm", ARMS, ids=[f"{s.NAME}:{n}" for s, n, _ in ARMS])
+def _param(study, name, arm):
+    """An arm with a teacher is in the xdist group of its teacher: one worker trains the teacher once."""
+    teacher = shrink(arm.trial).teacher
+    marks = [pytest.mark.xdist_group(f"teacher {teacher_key(teacher)}")] if teacher is not None else []
+    return pytest.param(study, name, arm, id=f"{study.NAME}:{name}", marks=marks)
+
+
+def teacher_key(teacher) -> str:
+    return hashlib.sha1(repr(teacher).encode()).hexdigest()[:12]
+
+
+_TEACHERS: dict[str, dict] = {}  # teacher_key -> the trained teacher's state
+
+
+def trained_teacher(teacher) -> dict:
+    """The state of the (shrunk) teacher trained for its two updates, once a process: the arms that
+    share a teacher (fitnets' students and its net2net arms) train it once; a copy for each."""
+    key = teacher_key(teacher)
+    if key not in _TEACHERS:
+        rec_t, model_t = train_model(teacher, 0, Runtime())
+        assert rec_t.status == "ok", rec_t.error
+        _TEACHERS[key] = model_t.state_dict()
+    return {k: v.clone() for k, v in _TEACHERS[key].items()}
+
+
+@pytest.mark.parametrize("study,name,arm", [_param(*a) for a in ARMS])
 def test_full_budget_arm_trains(study, name, arm, monkeypatch):
     monkeypatch.setattr(data, "_load_full", fake_load)
     trial = shrink(arm.trial)
     planning.check_trial(trial)
-    state = None
-    if trial.teacher is not None:
-        rec_t, model_t = train_model(trial.teacher, 0, Runtime())
-        assert rec_t.status == "ok", rec_t.error
-        state = model_t.state_dict()
+    state = trained_teacher(trial.teacher) if trial.teacher is not None else None
     rec, _ = train_model(trial, 0, Runtime(), state)
     assert rec.status in ("ok", "diverged"), rec.error
     assert rec.final["steps"] >= 1 or rec.status == "diverged"

@@ -4,6 +4,7 @@ between oplab modules form no cycle, and nothing in oplab imports `studies`."""
 from __future__ import annotations
 
 import ast
+import json
 import pkgutil
 import subprocess
 import sys
@@ -20,11 +21,58 @@ REPO = OPLAB_DIR.parent
 MODULES = ["oplab"] + sorted(m.name for m in pkgutil.walk_packages(oplab.__path__, "oplab."))
 
 
-def _run(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+def _run(code: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
 # --- every module on its own, in a fresh interpreter
+
+# One parent interpreter imports the slow third-party libraries once (torch and numpy, which
+# `import oplab` loads before any module of it anyway, pandas and scipy), checks that none of oplab,
+# studies or matplotlib came with them, then forks a child for each module named on its command line
+# (as many at once as there are cores). A child holds no oplab module: it imports its one module as a
+# fresh interpreter would, with its stderr in a file of its own, and leaves with os._exit (1 after a
+# traceback). The parent prints {"checked": [...], "failed": {module: stderr}} as JSON.
+FORK_EACH = r"""
+import importlib, json, os, sys, tempfile, traceback
+import numpy, pandas, scipy, torch
+early = sorted(m for m in sys.modules if m.partition(".")[0] in ("oplab", "studies", "matplotlib"))
+if early:
+    sys.exit(f"the parent already holds {early}: its children would not import them fresh")
+todo, running, checked, failed = list(sys.argv[1:]), {}, [], {}
+errs = tempfile.mkdtemp(prefix="oplab-imports-")
+while todo or running:
+    while todo and len(running) < (os.cpu_count() or 1):
+        module = todo.pop(0)
+        err = os.path.join(errs, module)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            fd = os.open(err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            os.dup2(fd, 2)
+            sys.stderr = os.fdopen(2, "w")
+            try:
+                importlib.import_module(module)
+                status = 0
+            except BaseException:
+                traceback.print_exc()
+                status = 1
+            sys.stderr.flush()
+            os._exit(status)
+        running[pid] = module
+    pid, wait_status = os.wait()
+    module = running.pop(pid)
+    checked.append(module)
+    code = os.waitstatus_to_exitcode(wait_status)
+    with open(os.path.join(errs, module)) as f:
+        text = f.read()
+    if code != 0:
+        failed[module] = text + f" (exit status {code})"
+    os.remove(os.path.join(errs, module))
+os.rmdir(errs)
+print(json.dumps({"checked": sorted(checked), "failed": failed}))
+"""
 
 
 def test_the_module_list_is_complete():
@@ -33,15 +81,33 @@ def test_the_module_list_is_complete():
 
 
 def test_every_module_imports_on_its_own():
-    """Each module in a fresh interpreter of its own (as many at once as there are cores)."""
-    import os
-    from concurrent.futures import ThreadPoolExecutor
+    """Each module in a child process that holds no oplab module: forked from one parent that has
+    imported torch, numpy, pandas and scipy once (FORK_EACH), as many at once as there are cores."""
+    proc = _run(FORK_EACH, *MODULES)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["checked"] == sorted(MODULES)
+    failed = out["failed"]
+    assert not failed, "failed in a fresh child: " + "; ".join(f"`import {m}`: {e[-300:]}" for m, e in failed.items())
 
-    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
-        procs = dict(zip(MODULES, pool.map(lambda m: _run(f"import {m}"), MODULES)))
-    failed = {m: p.stderr for m, p in procs.items() if p.returncode != 0}
-    assert not failed, "failed in a fresh interpreter: " + "; ".join(f"`import {m}`: {e[-300:]}"
-                                                                     for m, e in failed.items())
+
+def test_a_module_that_fails_to_import_is_reported(tmp_path):
+    """The forked children catch what a fresh interpreter would: an error at import, a module that
+    leans on a submodule that only another child imported (oplab.plots), a module that exits the process."""
+    (tmp_path / "fine.py").write_text("import torch\nx = torch.zeros(2).sum()\n")
+    (tmp_path / "broken.py").write_text("import numpy\nraise RuntimeError('broken at import')\n")
+    (tmp_path / "leans.py").write_text("import oplab.config\nconfig = oplab.config\nplots = oplab.plots\n")
+    (tmp_path / "quits.py").write_text("import os\nos._exit(3)\n")
+    first = f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
+    proc = _run(first + FORK_EACH, "oplab.plots", "fine", "broken", "leans", "quits", "oplab")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["checked"] == ["broken", "fine", "leans", "oplab", "oplab.plots", "quits"]
+    failed = out["failed"]
+    assert set(failed) == {"broken", "leans", "quits"}, failed
+    assert "RuntimeError: broken at import" in failed["broken"] and "(exit status 1)" in failed["broken"]
+    assert "has no attribute 'plots'" in failed["leans"]
+    assert failed["quits"].endswith("(exit status 3)")
 
 
 @pytest.mark.parametrize("module", ["oplab.dataset", "oplab.data", "oplab.models", "oplab.registry"])
