@@ -14,6 +14,7 @@ from oplab.config import DistillConfig, InitConfig, ModelConfig, Trial, override
 from oplab.store import Store
 from oplab.train import Runtime, train, train_model
 from tests.conftest import tiny_trial
+from tests.fresh import run_in_fresh_process
 
 TEACHER = override(tiny_trial(), {"model.depth": 1, "model.width": 24, "init.name": "he"})
 
@@ -80,7 +81,7 @@ def test_a_teacher_with_lost_weights_is_trained_again_before_a_new_student(tmp_p
 
 
 def test_jobs_do_not_change_students(tmp_path):
-    one = runner.run(specs(seeds=(0,)), tmp_path / "one", Runtime(), jobs=1, progress=False)
+    one = run_in_fresh_process(specs(seeds=(0,)), tmp_path / "one", Runtime())  # as `--jobs 1` runs
     two = runner.run(specs(seeds=(0,)), tmp_path / "two", Runtime(), jobs=2, progress=False)
     assert one.keys() == two.keys()
     for k in one:
@@ -89,7 +90,7 @@ def test_jobs_do_not_change_students(tmp_path):
 
 def test_dask_orders_teachers_too(tmp_path):
     pytest.importorskip("dask.distributed")
-    local = runner.run(specs(seeds=(0,)), tmp_path / "local", Runtime(), jobs=1, progress=False)
+    local = run_in_fresh_process(specs(seeds=(0,)), tmp_path / "local", Runtime())
     remote = runner.run(specs(seeds=(0,)), tmp_path / "dask", Runtime(), executor="dask", progress=False)
     assert local.keys() == remote.keys()
     for k in local:

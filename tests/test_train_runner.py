@@ -16,6 +16,7 @@ from oplab.records import Record
 from oplab.store import Store
 from oplab.train import Runtime, train
 from tests.conftest import tiny_trial
+from tests.fresh import run_in_fresh_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -121,7 +122,7 @@ def test_runner_skips_stored_trials_and_recomputes_invalid_ones(tmp_path, monkey
 
 def test_jobs_do_not_change_numbers(tmp_path):
     specs = [spec("a", s) for s in range(3)]
-    one = runner.run(specs, tmp_path / "one", Runtime(), jobs=1, progress=False)
+    one = run_in_fresh_process(specs, tmp_path / "one", Runtime())  # as `--jobs 1` runs: a fresh process
     two = runner.run(specs, tmp_path / "two", Runtime(), jobs=2, progress=False)
     assert one.keys() == two.keys()
     for k in one:
