@@ -372,7 +372,7 @@ def reason(v: Verdict | dict, halves: dict | None = None) -> str:
                      "never make the part reproduced, and the part is not called not reproduced until they are "
                      "retried")
     unmeasured = int(det.get("unmeasured_seeds", 0))
-    if unmeasured and n - unmeasured < MIN_SEEDS:  # the interval is mostly threshold fill: nothing more to read
+    if unmeasured and n - unmeasured < MIN_SEEDS and n >= MIN_SEEDS:  # the interval is mostly threshold fill
         return "; ".join(first + [f"only {n - unmeasured} of {n} seeds measured anything (the others' trials "
                                   "finished without a finite value: a measure that found nothing, which is not "
                                   f"evidence); a word needs at least {MIN_SEEDS} measured seeds"])

@@ -124,6 +124,12 @@ at `quick`).
 """  # noqa: E501
 
 
+# parts whose smoke run may measure nothing (tests/test_studies_smoke.py): at smoke's size and search budget
+# the damped-Newton searches rarely reach two distinct critical points, so a seed often has no slope
+SMOKE_UNMEASURED = {"(a) loss rises with index": "fewer than two distinct indices found at smoke's search budget",
+                    "(b) GD's plateau is at a saddle": "the plateau's search may not converge at smoke's budget"}
+
+
 def arms(budget: str) -> dict[str, kit.Arm]:
     s = SETUP[budget]
     trial = Trial(data=s["data"], model=s["model"], init=InitConfig("normal", {"sigma": s["sigma"]}),

@@ -40,7 +40,9 @@ def test_study_smoke(study, tmp_path):
         # ...but every part must have looked at real values: one finite value for every seed, no finished
         # trial without a finite value (a measure returning NaN), and an evidence sentence with numbers
         d = p["details"]
-        assert d.get("missing", 0) == 0, (p["part"], p["evidence"])
+        # a part whose measure is a search may find nothing at smoke's size: the study names it and says why
+        if p["part"] not in getattr(study, "SMOKE_UNMEASURED", {}):
+            assert d.get("missing", 0) == 0, (p["part"], p["evidence"])
         if "per_seed" in d:
             assert sorted(map(int, d["per_seed"])) == units, p["part"]
             assert all(np.isfinite(x) for x in d["per_seed"].values()), (p["part"], d["per_seed"])

@@ -30,12 +30,17 @@ def planted(effect: str):
 
 
 def test_a_failed_search_counts_against_part_a():
-    """A trial whose search gave no finite point (its grad_ratio is NaN) never passes part (a): with
-    every trial so, the part reads not reproduced."""
+    """A trial whose search gave no finite point (its grad_ratio is NaN) never passes part (a): one such
+    seed among many counts at the threshold, and with every trial so the part measured nothing and
+    reads inconclusive (the kit's rule), never reproduced."""
     t = table(study, lambda f, seed, rng: {**planted("yes")(f, seed, rng), "grad_ratio": np.nan}, range(8))
     parts = study.verdict(t, context(study, range(8)))
-    assert parts[0].word == "not reproduced"
+    assert parts[0].word == "inconclusive" and parts[0].note == "0 of 8 seeds measured"
     assert all(p.word == "reproduced" for p in parts[1:])
+    one = table(study, lambda f, seed, rng: {**planted("yes")(f, seed, rng),
+                                             **({"grad_ratio": np.nan} if seed == 0 else {})}, range(8))
+    part = study.verdict(one, context(study, range(8)))[0]
+    assert part.details["per_seed"][0] <= 100.0 and part.details["unmeasured_seeds"] == 1 and not part.note
 
 
 def _curves(arms_seeds, steps, gfactor, drop):

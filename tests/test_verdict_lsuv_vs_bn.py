@@ -73,7 +73,9 @@ def test_part_a_keeps_the_measurement_at_init_of_a_trial_that_diverged_later():
             v.update(var_msd=float("nan"))
         return v
 
-    assert words(study, all_missing, seeds=range(6))["(a) unit variance after LSUV"] == "not reproduced"
+    # nothing measured: inconclusive (the kit's rule), never reproduced
+    assert words(study, all_missing, seeds=range(6))["(a) unit variance after LSUV"] == \
+        "inconclusive (0 of 6 seeds measured)"
 
 
 @pytest.mark.parametrize("effect,word", PLANTED)
