@@ -33,13 +33,10 @@ from collections.abc import Callable
 
 import torch
 
+from oplab.monitors import _dot
 from oplab.optim import OPTIMIZERS
 
 Vec = list[torch.Tensor]
-
-
-def _dot(a: Vec, b: Vec) -> torch.Tensor:
-    return sum((x * y).sum() for x, y in zip(a, b))
 
 
 class GaussNewton:

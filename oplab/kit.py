@@ -227,13 +227,14 @@ def _cost_note(a_rows: pd.DataFrame, b_rows: pd.DataFrame, la: str, lb: str) -> 
             "not at equal compute."), cost
 
 
-def _unmeasured(*frames: pd.DataFrame, missing: str = "_missing") -> set:
-    """Seeds with a finished trial whose measure gave no finite value (a search that found nothing, a
-    quantity that could not be computed): failures of the measurement, not evidence."""
+def _unmeasured(*frames: pd.DataFrame) -> set:
+    """Seeds with a finished trial whose measure gave no finite value (the frames' `_missing` rows: a
+    search that found nothing, a quantity that could not be computed): failures of the measurement, not
+    evidence."""
     out = set()
     for f in frames:
         if len(f):
-            out |= set(f.loc[f[missing].astype(bool), "seed"].tolist())
+            out |= set(f.loc[f["_missing"].astype(bool), "seed"].tolist())
     return out
 
 
@@ -418,22 +419,18 @@ def _events(t: pd.DataFrame, event: str, failed_as: float) -> tuple[pd.Series, p
     return e.where(~bad, failed_as), bad
 
 
-def _missing_events(rows: pd.DataFrame, event: str) -> pd.Series:
-    return (rows["status"] == "ok") & ~np.isfinite(_numeric(rows, event))
-
-
 def _seed_events(rows: pd.DataFrame, event: str, failed_as: float,
-                 per_seed_rule: str) -> tuple[pd.Series, int, int]:
-    """(per-seed event, trials failed, finished trials without a finite event)."""
+                 per_seed_rule: str) -> tuple[pd.Series, int, pd.DataFrame]:
+    """(per-seed event, trials failed, the rows with `_missing`: finished trials without a finite event)."""
     e, bad = _events(rows, event, failed_as)
-    missing = int(_missing_events(rows, event).sum())
+    rows = rows.assign(_missing=(rows["status"] == "ok") & ~np.isfinite(_numeric(rows, event)))
     g = rows.assign(_e=e).groupby("seed")["_e"]
     if len(rows) and g.size().max() > 1:
         if per_seed_rule not in ("any", "all"):
             raise ValueError("several trials a seed: say how a seed's event is read, per_seed='any' or 'all' "
                              "(the seed is the independent unit)")
-        return (g.max() if per_seed_rule == "any" else g.min()), int(bad.sum()), missing
-    return g.first(), int(bad.sum()), missing
+        return (g.max() if per_seed_rule == "any" else g.min()), int(bad.sum()), rows
+    return g.first(), int(bad.sum()), rows
 
 
 def rate(t: pd.DataFrame, event: str, *, part: str, claim: str, what: str, above: float | None = None,
@@ -445,16 +442,16 @@ def rate(t: pd.DataFrame, event: str, *, part: str, claim: str, what: str, above
     test = _test(above, below, None, None, "raw")
     base = select(t, where)
     failed_as = 0.0 if test.side == "above" else 1.0
-    e, n_bad, missing = _seed_events(base, event, failed_as, per_seed)
+    e, n_bad, rows = _seed_events(base, event, failed_as, per_seed)
     k, n = int(e.sum()), len(e)
     effect, ci = stats.rate_interval(k, n)
     ev = (f"{what}: {k}/{n} seeds = {_fmt(effect, '.2f')}, 95% CI {stats.interval_text(ci, '.2f')} "
           f"(Clopper-Pearson); {n_bad} trials failed." + (f" {note}" if note else ""))
     failure = f"a trial that raised counts as {'an event' if failed_as else 'no event'}"
     return _verdict(part, claim, test, effect, ci, "rate", _rule("Clopper-Pearson", test, "", failure), n,
-                    "Clopper-Pearson", ev, {"k": k, "seeds": n, "failed": n_bad, "missing": missing,
+                    "Clopper-Pearson", ev, {"k": k, "seeds": n, "failed": n_bad, "missing": int(rows["_missing"].sum()),
                                              "events": k, "errors": _errors(base)},
-                    len(_unmeasured(base.assign(_m=_missing_events(base, event)), missing="_m")))
+                    len(_unmeasured(rows)))
 
 
 def paired_rates(t: pd.DataFrame, event: str, a: Mapping[str, Any], b: Mapping[str, Any], *, part: str,
@@ -468,8 +465,8 @@ def paired_rates(t: pd.DataFrame, event: str, a: Mapping[str, Any], b: Mapping[s
     test = _test(above, below, None, kind, "raw")
     base = select(t, where)
     fa, fb = (0.0, 1.0) if test.side == "above" else (1.0, 0.0)
-    ea, bad_a, miss_a = _seed_events(select(base, a), event, fa, per_seed)
-    eb, bad_b, miss_b = _seed_events(select(base, b), event, fb, per_seed)
+    ea, bad_a, rows_a = _seed_events(select(base, a), event, fa, per_seed)
+    eb, bad_b, rows_b = _seed_events(select(base, b), event, fb, per_seed)
     both = pd.concat([ea.rename("a"), eb.rename("b")], axis=1).dropna()
     effect, ci = stats.paired_rate_interval(both["a"].to_numpy(), both["b"].to_numpy())
     ka, kb = int(both["a"].sum()), int(both["b"].sum())
@@ -481,10 +478,10 @@ def paired_rates(t: pd.DataFrame, event: str, a: Mapping[str, Any], b: Mapping[s
     failure = "a trial that raised counts against the claim"
     return _verdict(part, claim, test, effect, ci, "rate difference", _rule("Newcombe (paired)", test, "", failure),
                     len(both), "Newcombe (paired)", ev, {"pairs": len(both), "failed": bad_a + bad_b,
-                                                         "missing": miss_a + miss_b, "events": ka + kb,
-                                                         "errors": _errors(select(base, a), select(base, b))},
-                    len(_unmeasured(*(f.assign(_m=_missing_events(f, event))
-                                      for f in (select(base, a), select(base, b))), missing="_m") & set(both.index)))
+                                                         "missing": int(rows_a["_missing"].sum()
+                                                                        + rows_b["_missing"].sum()),
+                                                         "events": ka + kb, "errors": _errors(rows_a, rows_b)},
+                    len(_unmeasured(rows_a, rows_b) & set(both.index)))
 
 
 # --- tables -----------------------------------------------------------------------------------
